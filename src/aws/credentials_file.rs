@@ -1,0 +1,143 @@
+//! The shared credentials file and config file (`docs/ecosystem-contracts.md` §1).
+//!
+//! Contract: `[name]` sections (`[profile name]` in the config file, except `[default]`)
+//! holding `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`. Only the target
+//! section's keys that we own are replaced (a stale `aws_security_token` is dropped); other
+//! sections, keys and comments stay as they were. The file is replaced atomically, mode 0600,
+//! its folder created 0700 when missing ([`crate::fsutil`]).
+
+use std::path::Path;
+
+use super::credentials::Credentials;
+use crate::fsutil;
+
+/// Keys this tool owns in a credentials section.
+const CREDENTIAL_KEYS: [&str; 4] = [
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "aws_security_token",
+];
+
+fn section_name(line: &str) -> Option<&str> {
+    let t = line.trim();
+    let inner = t.strip_prefix('[')?.strip_suffix(']')?;
+    Some(inner.trim())
+}
+
+fn key_of(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    if t.starts_with('#') || t.starts_with(';') {
+        return None;
+    }
+    let (k, _) = t.split_once('=')?;
+    Some(k.trim().to_ascii_lowercase())
+}
+
+/// Sets `values` in section `[section]` of an INI text, dropping the section's lines whose key
+/// is in `owned`; everything else is kept. Adds the section at the end when missing.
+pub fn set_section(existing: &str, section: &str, owned: &[&str], values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(existing.len() + 512);
+    let new_lines: String = values.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let mut in_target = false;
+    let mut written = false;
+    for line in existing.split_inclusive('\n') {
+        if let Some(name) = section_name(line) {
+            in_target = name == section;
+            out.push_str(line);
+            if !line.ends_with('\n') {
+                out.push('\n');
+            }
+            if in_target && !written {
+                out.push_str(&new_lines);
+                written = true;
+            }
+            continue;
+        }
+        if in_target && key_of(line).is_some_and(|k| owned.contains(&k.as_str())) {
+            continue;
+        }
+        out.push_str(line);
+    }
+    if !written {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if !out.is_empty() && !out.ends_with("\n\n") {
+            out.push('\n');
+        }
+        out.push_str(&format!("[{section}]\n{new_lines}"));
+    }
+    out
+}
+
+/// Writes `creds` as profile `profile` into the credentials file at `path`.
+pub fn write_credentials(path: &Path, profile: &str, creds: &Credentials) -> std::io::Result<()> {
+    let existing = read_existing(path)?;
+    let text = set_section(
+        &existing,
+        profile,
+        &CREDENTIAL_KEYS,
+        &[
+            ("aws_access_key_id", &creds.access_key_id),
+            ("aws_secret_access_key", creds.secret_access_key.expose()),
+            ("aws_session_token", creds.session_token.expose()),
+        ],
+    );
+    fsutil::write_atomic(path, text.as_bytes())
+}
+
+/// Records `region` for `profile` in the config file at `path`.
+pub fn write_region(path: &Path, profile: &str, region: &str) -> std::io::Result<()> {
+    let section = if profile == "default" {
+        "default".to_string()
+    } else {
+        format!("profile {profile}")
+    };
+    let existing = read_existing(path)?;
+    let text = set_section(&existing, &section, &["region"], &[("region", region)]);
+    fsutil::write_atomic(path, text.as_bytes())
+}
+
+fn read_existing(path: &Path) -> std::io::Result<String> {
+    match std::fs::read(path) {
+        Ok(b) => String::from_utf8(b).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "the existing file is not UTF-8 text")
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNED: [&str; 4] = CREDENTIAL_KEYS;
+
+    #[test]
+    fn adds_to_an_empty_file() {
+        assert_eq!(
+            set_section("", "default", &OWNED, &[("aws_access_key_id", "A")]),
+            "[default]\naws_access_key_id = A\n"
+        );
+    }
+
+    #[test]
+    fn replaces_only_the_target_profile_and_keeps_comments() {
+        let before = "# managed by hand\n[other]\naws_access_key_id = O\n\n[app]\n; note\naws_access_key_id = OLD\naws_security_token = X\nregion_hint = keep\n\n[last]\nx = 1";
+        let after = set_section(before, "app", &OWNED, &[("aws_access_key_id", "NEW"), ("aws_session_token", "T")]);
+        assert_eq!(
+            after,
+            "# managed by hand\n[other]\naws_access_key_id = O\n\n[app]\naws_access_key_id = NEW\naws_session_token = T\n; note\nregion_hint = keep\n\n[last]\nx = 1"
+        );
+        let twice = set_section(&after, "app", &OWNED, &[("aws_access_key_id", "NEW"), ("aws_session_token", "T")]);
+        assert_eq!(twice, after, "idempotent");
+    }
+
+    #[test]
+    fn appends_a_missing_profile_after_a_blank_line() {
+        let after = set_section("[a]\nx = 1", "b", &OWNED, &[("aws_access_key_id", "B")]);
+        assert_eq!(after, "[a]\nx = 1\n\n[b]\naws_access_key_id = B\n");
+    }
+}

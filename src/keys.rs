@@ -1,0 +1,293 @@
+//! Private keys that sign `CreateSession`: loading (PKCS#8, PKCS#1 RSA, SEC1 EC; PEM or DER)
+//! and signing per the X.509 SigV4 variant (`docs/rolesanywhere-protocol.md` §3).
+//!
+//! | key | algorithm | signature over the string to sign |
+//! |---|---|---|
+//! | RSA (2048–4096) | `AWS4-X509-RSA-SHA256` | RSASSA-PKCS1-v1_5 with SHA-256 (`ring`) |
+//! | EC P-256 | `AWS4-X509-ECDSA-SHA256` | ECDSA over the SHA-256 prehash, DER (`p256`) |
+//! | EC P-384 | `AWS4-X509-ECDSA-SHA256` | ECDSA over the SHA-256 prehash, DER (`p384`) |
+//!
+//! `ring` signs P-384 only with SHA-384, so both curves go through RustCrypto's prehash
+//! signer (RFC 6979 deterministic nonces); one EC code path, and RustCrypto also reads SEC1.
+
+use std::fmt;
+
+use p256::pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
+use signature::hazmat::PrehashSigner;
+
+const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+
+/// Algorithm name for RSA keys.
+pub const ALG_RSA: &str = "AWS4-X509-RSA-SHA256";
+/// Algorithm name for EC keys, whatever the curve.
+pub const ALG_ECDSA: &str = "AWS4-X509-ECDSA-SHA256";
+
+/// A key that can sign a string to sign. `Debug` prints only its type.
+pub enum SigningKey {
+    /// RSA, any size ring accepts (2048–8192 bits).
+    Rsa(RsaKeyPair),
+    /// EC P-256.
+    P256(p256::ecdsa::SigningKey),
+    /// EC P-384.
+    P384(p384::ecdsa::SigningKey),
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({}, ** redacted **)", self.describe())
+    }
+}
+
+/// Why a key could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// No private key PEM block, and not DER either.
+    NotAKey,
+    /// An `ENCRYPTED PRIVATE KEY`.
+    Encrypted,
+    /// A key type or curve this tool does not sign with.
+    Unsupported(String),
+    /// A block of the right type that does not parse.
+    Malformed(String),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::NotAKey => f.write_str(
+                "no private key found: expected a PEM block PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY (or DER)",
+            ),
+            KeyError::Encrypted => f.write_str(
+                "the private key is encrypted; decrypt it first (openssl pkcs8 -in KEY -out KEY.pem)",
+            ),
+            KeyError::Unsupported(what) => write!(
+                f,
+                "unsupported key type: {what}; use RSA (2048-4096 bits) or EC P-256/P-384"
+            ),
+            KeyError::Malformed(why) => write!(f, "malformed private key: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl SigningKey {
+    /// Reads a private key from PEM (PKCS#8, PKCS#1, SEC1) or DER (PKCS#8, PKCS#1, SEC1).
+    pub fn from_pem_or_der(bytes: &[u8]) -> Result<SigningKey, KeyError> {
+        let mut pem_found = false;
+        for item in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes) {
+            let Ok((kind, der)) = item else { break };
+            pem_found = true;
+            let der = match kind {
+                SectionKind::PrivateKey => PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+                SectionKind::RsaPrivateKey => PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der)),
+                SectionKind::EcPrivateKey => PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
+                _ => continue,
+            };
+            return Self::from_der(&der);
+        }
+        if bytes.windows(23).any(|w| w == b"ENCRYPTED PRIVATE KEY--") {
+            return Err(KeyError::Encrypted);
+        }
+        if pem_found || bytes.starts_with(b"-----") {
+            return Err(KeyError::NotAKey);
+        }
+        // DER: try each container in turn.
+        let der = bytes.to_vec();
+        for candidate in [
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone())),
+            PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der.clone())),
+            PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der)),
+        ] {
+            match Self::from_der(&candidate) {
+                Err(KeyError::Malformed(_)) => continue,
+                other => return other,
+            }
+        }
+        Err(KeyError::NotAKey)
+    }
+
+    /// Loads a key from a typed DER container.
+    pub fn from_der(der: &PrivateKeyDer<'_>) -> Result<SigningKey, KeyError> {
+        match der {
+            PrivateKeyDer::Pkcs8(k) => Self::from_pkcs8(k.secret_pkcs8_der()),
+            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
+                .map(SigningKey::Rsa)
+                .map_err(|e| KeyError::Malformed(format!("RSA key: {e}"))),
+            PrivateKeyDer::Sec1(k) => {
+                let der = k.secret_sec1_der();
+                if let Ok(sk) = p256::SecretKey::from_sec1_der(der) {
+                    Ok(SigningKey::P256(sk.into()))
+                } else if let Ok(sk) = p384::SecretKey::from_sec1_der(der) {
+                    Ok(SigningKey::P384(sk.into()))
+                } else if sec1_named_curve(der).is_some() {
+                    Err(KeyError::Unsupported(format!(
+                        "EC curve {}",
+                        curve_name(&sec1_named_curve(der).unwrap_or(OID_EC))
+                    )))
+                } else {
+                    Err(KeyError::Malformed("not a SEC1 EC private key".into()))
+                }
+            }
+            _ => Err(KeyError::NotAKey),
+        }
+    }
+
+    /// Loads a PKCS#8 `PrivateKeyInfo`, choosing the signer by its algorithm.
+    pub fn from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
+        let info = PrivateKeyInfo::try_from(der)
+            .map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
+        let oid = info.algorithm.oid;
+        if oid == OID_RSA {
+            return RsaKeyPair::from_pkcs8(der)
+                .map(SigningKey::Rsa)
+                .map_err(|e| KeyError::Malformed(format!("RSA key: {e}")));
+        }
+        if oid != OID_EC {
+            return Err(KeyError::Unsupported(algorithm_name(&oid)));
+        }
+        match info.algorithm.parameters_oid() {
+            Ok(c) if c == OID_P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(SigningKey::P256)
+                .map_err(|e| KeyError::Malformed(format!("P-256 key: {e}"))),
+            Ok(c) if c == OID_P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
+                .map(SigningKey::P384)
+                .map_err(|e| KeyError::Malformed(format!("P-384 key: {e}"))),
+            Ok(c) => Err(KeyError::Unsupported(format!("EC curve {}", curve_name(&c)))),
+            Err(_) => Err(KeyError::Malformed("EC key without a named curve".into())),
+        }
+    }
+
+    /// The `Authorization` algorithm for this key.
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            SigningKey::Rsa(_) => ALG_RSA,
+            SigningKey::P256(_) | SigningKey::P384(_) => ALG_ECDSA,
+        }
+    }
+
+    /// A short description (`RSA-2048`, `EC P-256`), safe to log.
+    pub fn describe(&self) -> String {
+        match self {
+            SigningKey::Rsa(k) => format!("RSA-{}", k.public().modulus_len() * 8),
+            SigningKey::P256(_) => "EC P-256".into(),
+            SigningKey::P384(_) => "EC P-384".into(),
+        }
+    }
+
+    /// The public key as it stands in a certificate's `subjectPublicKey` BIT STRING: the
+    /// `RSAPublicKey` DER for RSA, the uncompressed point for EC.
+    pub fn public_key_bits(&self) -> Vec<u8> {
+        match self {
+            SigningKey::Rsa(k) => k.public().as_ref().to_vec(),
+            SigningKey::P256(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
+            SigningKey::P384(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
+        }
+    }
+
+    /// Signs `message` (the string to sign): RSA PKCS#1 v1.5 SHA-256, or ECDSA over the
+    /// SHA-256 prehash in DER.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            SigningKey::Rsa(k) => {
+                let mut sig = vec![0u8; k.public().modulus_len()];
+                k.sign(
+                    &RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .expect("RSA signing with a loaded key and a correctly sized buffer");
+                sig
+            }
+            SigningKey::P256(k) => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, message);
+                let sig: p256::ecdsa::Signature = k
+                    .sign_prehash(digest.as_ref())
+                    .expect("a 32-byte prehash is valid for P-256");
+                sig.to_der().as_bytes().to_vec()
+            }
+            SigningKey::P384(k) => {
+                let digest = ring::digest::digest(&ring::digest::SHA256, message);
+                let sig: p384::ecdsa::Signature = k
+                    .sign_prehash(digest.as_ref())
+                    .expect("a 32-byte prehash is valid for P-384");
+                sig.to_der().as_bytes().to_vec()
+            }
+        }
+    }
+}
+
+/// The named-curve OID inside a SEC1 `ECPrivateKey`, if any.
+fn sec1_named_curve(der: &[u8]) -> Option<ObjectIdentifier> {
+    use sec1::der::Decode;
+    let key = sec1::EcPrivateKey::from_der(der).ok()?;
+    key.parameters.and_then(|p| p.named_curve())
+}
+
+fn curve_name(oid: &ObjectIdentifier) -> String {
+    match oid.to_string().as_str() {
+        "1.3.132.0.35" => "P-521".into(),
+        "1.3.132.0.10" => "secp256k1".into(),
+        other => other.into(),
+    }
+}
+
+fn algorithm_name(oid: &ObjectIdentifier) -> String {
+    match oid.to_string().as_str() {
+        "1.3.101.112" => "Ed25519".into(),
+        "1.3.101.113" => "Ed448".into(),
+        "1.2.840.113549.1.1.10" => "RSASSA-PSS".into(),
+        "1.2.840.10040.4.1" => "DSA".into(),
+        other => format!("algorithm {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KAT_KEY: &[u8] = include_bytes!("../tests/data/kat/cert-key.pem");
+
+    #[test]
+    fn loads_pkcs1_rsa_and_redacts_debug() {
+        let k = SigningKey::from_pem_or_der(KAT_KEY).unwrap();
+        assert_eq!(k.algorithm(), ALG_RSA);
+        assert_eq!(k.describe(), "RSA-2048");
+        assert_eq!(format!("{k:?}"), "SigningKey(RSA-2048, ** redacted **)");
+    }
+
+    #[test]
+    fn ec_keys_sign_a_sha256_prehash_that_verifies() {
+        use ring::signature::{
+            ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA256_ASN1, UnparsedPublicKey,
+        };
+        let rng = ring::rand::SystemRandom::new();
+        for (alg, verify) in [
+            (&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P256_SHA256_ASN1),
+            (&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING, &ECDSA_P384_SHA256_ASN1),
+        ] {
+            let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+            let k = SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+            assert_eq!(k.algorithm(), ALG_ECDSA);
+            let msg = b"AWS4-X509-ECDSA-SHA256\n20240102T030405Z\n...";
+            let sig = k.sign(msg);
+            UnparsedPublicKey::new(verify, k.public_key_bits())
+                .verify(msg, &sig)
+                .expect("signature over SHA-256 verifies");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage_and_encrypted() {
+        assert_eq!(SigningKey::from_pem_or_der(b"hello").unwrap_err(), KeyError::NotAKey);
+        let enc = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert_eq!(SigningKey::from_pem_or_der(enc).unwrap_err(), KeyError::Encrypted);
+    }
+}

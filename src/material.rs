@@ -1,0 +1,366 @@
+//! Certificate material: the leaf, its intermediates and the key, read and checked before any
+//! network call.
+//!
+//! Inputs: the leaf in PEM or DER (a PEM bundle's further certificates are intermediates),
+//! intermediates from a PEM bundle, a private key (see [`crate::keys`]).
+//! Checks (`docs/rolesanywhere-protocol.md` §5), each with its own error: the key matches the
+//! certificate; X.509 v3; keyUsage digitalSignature; not a CA; signed with SHA-256 or stronger;
+//! within its validity (dates named); an RSA or EC P-256/P-384 key; at most 5 intermediates.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use ::time::OffsetDateTime;
+use x509_parser::prelude::*;
+
+use crate::keys::{KeyError, SigningKey};
+
+/// The most intermediates `X-Amz-X509-Chain` may carry.
+pub const MAX_CHAIN: usize = 5;
+
+/// What is wrong with the certificate material.
+#[derive(Debug)]
+pub enum MaterialError {
+    /// A file could not be read.
+    Read {
+        /// Which input (`certificate`, `private key`, `intermediates`).
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file held no certificate, or a certificate that does not parse.
+    BadCertificate {
+        /// Where it came from.
+        origin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The private key could not be used.
+    Key {
+        /// Where it came from.
+        origin: String,
+        /// Why.
+        source: KeyError,
+    },
+    /// The leaf fails a Roles Anywhere rule.
+    Rejected {
+        /// The leaf's subject.
+        subject: String,
+        /// The rule and what to do.
+        reason: String,
+    },
+}
+
+impl fmt::Display for MaterialError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaterialError::Read { what, path, source } => {
+                write!(f, "cannot read the {what} file {}: {source}", path.display())
+            }
+            MaterialError::BadCertificate { origin, reason } => {
+                write!(f, "bad certificate in {origin}: {reason}")
+            }
+            MaterialError::Key { origin, source } => write!(f, "{origin}: {source}"),
+            MaterialError::Rejected { subject, reason } => {
+                write!(f, "certificate {subject:?} {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MaterialError {}
+
+/// A checked leaf, its chain and its key: everything the signer needs.
+#[derive(Debug)]
+pub struct Identity {
+    /// Leaf DER.
+    pub leaf_der: Vec<u8>,
+    /// Intermediates' DER, nearest issuer first, no self-signed root.
+    pub chain_der: Vec<Vec<u8>>,
+    /// The leaf serial as a decimal integer (the `Credential=` value).
+    pub serial_decimal: String,
+    /// The leaf's subject, for messages.
+    pub subject: String,
+    /// The leaf's notAfter.
+    pub not_after: OffsetDateTime,
+    /// The key.
+    pub key: SigningKey,
+}
+
+impl Identity {
+    /// `X-Amz-X509`.
+    pub fn x509_header(&self) -> String {
+        B64.encode(&self.leaf_der)
+    }
+
+    /// `X-Amz-X509-Chain`, or `None` without intermediates.
+    pub fn chain_header(&self) -> Option<String> {
+        if self.chain_der.is_empty() {
+            None
+        } else {
+            Some(
+                self.chain_der
+                    .iter()
+                    .map(|c| B64.encode(c))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+        }
+    }
+
+    /// Checks the leaf against the key and the Roles Anywhere rules at `now`, and keeps the
+    /// chain minus any self-signed root.
+    pub fn new(
+        leaf_der: Vec<u8>,
+        chain_der: Vec<Vec<u8>>,
+        key: SigningKey,
+        now: OffsetDateTime,
+    ) -> Result<Identity, MaterialError> {
+        let (_, cert) = X509Certificate::from_der(&leaf_der).map_err(|e| {
+            MaterialError::BadCertificate {
+                origin: "the leaf".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let subject = cert.subject().to_string();
+        let reject = |reason: String| MaterialError::Rejected {
+            subject: subject.clone(),
+            reason,
+        };
+        check_public_key(&cert).map_err(|r| reject(r))?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_bits().as_slice()
+        {
+            return Err(reject(format!(
+                "does not match the private key ({}): pass the key the certificate was issued for",
+                key.describe()
+            )));
+        }
+        if cert.version() != X509Version::V3 {
+            return Err(reject(format!(
+                "is an X.509 v{} certificate; Roles Anywhere requires v3: reissue it with extensions",
+                cert.version().0 + 1
+            )));
+        }
+        match cert.key_usage() {
+            Ok(Some(ku)) if ku.value.digital_signature() => {}
+            Ok(_) => {
+                return Err(reject(
+                    "lacks the digitalSignature key usage that Roles Anywhere requires: reissue it with keyUsage=digitalSignature".into(),
+                ));
+            }
+            Err(e) => return Err(reject(format!("has an unreadable keyUsage: {e}"))),
+        }
+        if let Ok(Some(bc)) = cert.basic_constraints() {
+            if bc.value.ca {
+                return Err(reject(
+                    "is a CA certificate (basicConstraints CA:TRUE); use an end-entity certificate".into(),
+                ));
+            }
+        }
+        let sig_oid = cert.signature_algorithm.algorithm.to_id_string();
+        if matches!(
+            sig_oid.as_str(),
+            "1.2.840.113549.1.1.4" | "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.3.14.3.2.29"
+        ) {
+            return Err(reject(
+                "is signed with MD5 or SHA-1, which Roles Anywhere rejects: reissue it with SHA-256 or stronger".into(),
+            ));
+        }
+        let not_before = cert.validity().not_before.to_datetime();
+        let not_after = cert.validity().not_after.to_datetime();
+        if now < not_before {
+            return Err(reject(format!(
+                "is not valid before {} (it is now {}): check the clock or wait",
+                fmt_time(not_before),
+                fmt_time(now)
+            )));
+        }
+        if now > not_after {
+            return Err(reject(format!(
+                "expired on {} (it is now {}): renew it",
+                fmt_time(not_after),
+                fmt_time(now)
+            )));
+        }
+        let serial_decimal = cert.tbs_certificate.serial.to_string();
+        let chain_der: Vec<Vec<u8>> = chain_der
+            .into_iter()
+            .filter(|der| !is_self_signed(der))
+            .collect();
+        if chain_der.len() > MAX_CHAIN {
+            return Err(reject(format!(
+                "comes with {} intermediates; Roles Anywhere accepts at most {MAX_CHAIN}",
+                chain_der.len()
+            )));
+        }
+        Ok(Identity {
+            leaf_der,
+            chain_der,
+            serial_decimal,
+            subject,
+            not_after,
+            key,
+        })
+    }
+}
+
+/// RSA, or EC on P-256/P-384.
+fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
+    let alg = &cert.public_key().algorithm;
+    match alg.algorithm.to_id_string().as_str() {
+        "1.2.840.113549.1.1.1" => Ok(()),
+        "1.2.840.10045.2.1" => {
+            let curve = alg
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string())
+                .unwrap_or_default();
+            match curve.as_str() {
+                "1.2.840.10045.3.1.7" | "1.3.132.0.34" => Ok(()),
+                "1.3.132.0.35" => Err("has an unsupported key type: EC P-521; use RSA or EC P-256/P-384".into()),
+                other => Err(format!("has an unsupported key type: EC curve {other}; use RSA or EC P-256/P-384")),
+            }
+        }
+        "1.3.101.112" => Err("has an unsupported key type: Ed25519; use RSA or EC P-256/P-384".into()),
+        other => Err(format!("has an unsupported key type ({other}); use RSA or EC P-256/P-384")),
+    }
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    match X509Certificate::from_der(der) {
+        Ok((_, c)) => c.subject() == c.issuer() && c.verify_signature(None).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// `2024-01-02 03:04:05 UTC`.
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(::time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Reads certificates from PEM (any number) or DER (one).
+pub fn parse_certificates(bytes: &[u8], origin: &str) -> Result<Vec<Vec<u8>>, MaterialError> {
+    let bad = |reason: String| MaterialError::BadCertificate {
+        origin: origin.to_string(),
+        reason,
+    };
+    let looks_pem = bytes.windows(10).any(|w| w == b"-----BEGIN");
+    let certs: Vec<Vec<u8>> = if looks_pem {
+        CertificateDer::pem_slice_iter(bytes)
+            .map(|c| c.map(|c| c.as_ref().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(format!("unreadable PEM: {e}")))?
+    } else {
+        vec![bytes.to_vec()]
+    };
+    if certs.is_empty() {
+        return Err(bad("no CERTIFICATE block found".into()));
+    }
+    for der in &certs {
+        X509Certificate::from_der(der).map_err(|e| bad(format!("not an X.509 certificate ({e})")))?;
+    }
+    Ok(certs)
+}
+
+fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MaterialError> {
+    std::fs::read(path).map_err(|source| MaterialError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Loads and checks `--certificate`, `--intermediates` and `--private-key`.
+pub fn load_files(
+    certificate: &Path,
+    intermediates: Option<&Path>,
+    private_key: &Path,
+    now: OffsetDateTime,
+) -> Result<Identity, MaterialError> {
+    let origin = certificate.display().to_string();
+    let mut certs = parse_certificates(&read("certificate", certificate)?, &origin)?;
+    let leaf = certs.remove(0);
+    if let Some(p) = intermediates {
+        certs.extend(parse_certificates(&read("intermediates", p)?, &p.display().to_string())?);
+    }
+    let key_bytes = read("private key", private_key)?;
+    let key = SigningKey::from_pem_or_der(&key_bytes).map_err(|source| MaterialError::Key {
+        origin: format!("private key {}", private_key.display()),
+        source,
+    })?;
+    Identity::new(leaf, certs, key, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CERT: &[u8] = include_bytes!("../tests/data/kat/cert.pem");
+    const KEY: &[u8] = include_bytes!("../tests/data/kat/cert-key.pem");
+
+    fn now() -> OffsetDateTime {
+        ::time::macros::datetime!(2024-01-02 03:04:05 UTC)
+    }
+
+    #[test]
+    fn kat_leaf_loads_with_decimal_serial() {
+        let leaf = parse_certificates(CERT, "cert.pem").unwrap().remove(0);
+        let id = Identity::new(leaf, vec![], SigningKey::from_pem_or_der(KEY).unwrap(), now()).unwrap();
+        assert_eq!(id.serial_decimal, "337562787801933536189724934726614584366112857655");
+        assert_eq!(
+            id.x509_header(),
+            include_str!("../tests/data/kat/cert.der.b64").trim()
+        );
+        assert!(id.chain_header().is_none());
+    }
+
+    #[test]
+    fn dates_are_checked_and_named() {
+        let leaf = parse_certificates(CERT, "cert.pem").unwrap().remove(0);
+        let early = ::time::macros::datetime!(2020-01-01 00:00:00 UTC);
+        let e = Identity::new(leaf.clone(), vec![], SigningKey::from_pem_or_der(KEY).unwrap(), early)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not valid before 2022-09-25 11:26:00 UTC"), "{e}");
+        let late = ::time::macros::datetime!(2070-01-01 00:00:00 UTC);
+        let e = Identity::new(leaf, vec![], SigningKey::from_pem_or_der(KEY).unwrap(), late)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("expired on 2067-09-14 11:26:00 UTC"), "{e}");
+    }
+
+    #[test]
+    fn mismatched_key_is_refused() {
+        let leaf = parse_certificates(CERT, "cert.pem").unwrap().remove(0);
+        let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &ring::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        let key = SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let e = Identity::new(leaf, vec![], key, now()).unwrap_err().to_string();
+        assert!(e.contains("does not match the private key"), "{e}");
+    }
+
+    #[test]
+    fn garbage_is_not_a_certificate() {
+        assert!(parse_certificates(b"not a cert", "x").is_err());
+        assert!(parse_certificates(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "x").is_err());
+    }
+}

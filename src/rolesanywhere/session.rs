@@ -1,0 +1,311 @@
+//! The `CreateSession` call: send the signed request, retry what is worth retrying, parse the
+//! 201 response, and turn AWS errors into short messages that say what to do.
+//!
+//! Contract (`docs/rolesanywhere-protocol.md` §4): success is `201` with
+//! `credentialSet[0].credentials{accessKeyId, secretAccessKey, sessionToken, expiration}`; an
+//! error's code comes from `X-Amzn-ErrorType`, else the body's `__type`/`code`, its text from
+//! `message`/`Message`. Retried, with capped exponential backoff and full jitter until the
+//! deadline: connection errors and timeouts, 5xx, 429 and throttling codes. Never retried:
+//! any other 4xx.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::sign::{Endpoint, SessionParams, SignedRequest, sign_create_session};
+use crate::arn::Target;
+use crate::aws::credentials::{Credentials, parse_rfc3339};
+use crate::material::Identity;
+use crate::retry::{Backoff, parse_retry_after};
+use crate::secret::Secret;
+
+/// Why CreateSession failed.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Roles Anywhere refused the request (a 4xx that retrying will not fix).
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// AWS error code, e.g. `AccessDeniedException`.
+        code: String,
+        /// AWS's message.
+        message: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// Retryable failures until the deadline.
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+        /// The endpoint.
+        url: String,
+    },
+    /// A 2xx that is not a usable CreateSession response.
+    BadResponse(String),
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Refused {
+                status,
+                code,
+                message,
+                hint,
+            } => write!(
+                f,
+                "Roles Anywhere refused CreateSession (HTTP {status} {code}: {message}): {hint}"
+            ),
+            SessionError::GaveUp {
+                attempts,
+                last,
+                url,
+            } => write!(
+                f,
+                "Roles Anywhere CreateSession at {url} failed after {attempts} attempts ({last}); check network access to the endpoint and retry later"
+            ),
+            SessionError::BadResponse(why) => {
+                write!(f, "unexpected CreateSession response: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// A created session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The credentials.
+    pub credentials: Credentials,
+    /// `assumedRoleUser.arn`, when present.
+    pub assumed_role_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Response {
+    #[serde(default)]
+    credential_set: Vec<CredentialSet>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CredentialSet {
+    credentials: WireCredentials,
+    assumed_role_user: Option<AssumedRoleUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireCredentials {
+    access_key_id: String,
+    secret_access_key: Secret,
+    session_token: Secret,
+    expiration: String,
+}
+
+#[derive(Deserialize)]
+struct AssumedRoleUser {
+    arn: Option<String>,
+}
+
+/// Everything needed to create sessions; cheap to reuse.
+#[derive(Debug, Clone)]
+pub struct SessionClient {
+    /// The HTTP client (public roots, or per `--no-verify-ssl`).
+    pub http: reqwest::Client,
+    /// Where to send.
+    pub endpoint: Endpoint,
+    /// The ARNs and region.
+    pub target: Target,
+    /// Duration and session name.
+    pub params: SessionParams,
+    /// Print the canonical request and string to sign (`--debug`).
+    pub debug: bool,
+}
+
+const BASE_DELAY: Duration = Duration::from_millis(200);
+const MAX_DELAY: Duration = Duration::from_secs(5);
+
+impl SessionClient {
+    /// Creates a session with `identity`, retrying until `deadline`.
+    pub async fn create_session(
+        &self,
+        identity: &Identity,
+        deadline: Instant,
+    ) -> Result<Session, SessionError> {
+        let mut backoff = Backoff::new(BASE_DELAY, MAX_DELAY, deadline);
+        loop {
+            // Signed afresh each attempt: X-Amz-Date must be current.
+            let req =
+                sign_create_session(&self.endpoint, &self.target, &self.params, identity, OffsetDateTime::now_utc());
+            if self.debug {
+                tracing::debug!(
+                    canonical_request = %req.canonical_request,
+                    string_to_sign = %req.string_to_sign,
+                    "signed CreateSession"
+                );
+            }
+            let (failure, retry_after) = match self.send(&req).await {
+                Ok(Ok(session)) => return Ok(session),
+                Ok(Err(Attempt::Fatal(e))) => return Err(e),
+                Ok(Err(Attempt::Retry(why, ra))) => (why, ra),
+                Err(e) => (crate::http::describe(&e), None),
+            };
+            tracing::warn!(attempt = backoff.attempts(), error = %failure, "CreateSession failed, will retry");
+            if !backoff.wait(retry_after).await {
+                return Err(SessionError::GaveUp {
+                    attempts: backoff.attempts(),
+                    last: failure,
+                    url: format!("{}{}", self.endpoint.origin, self.endpoint.path),
+                });
+            }
+        }
+    }
+
+    async fn send(&self, req: &SignedRequest) -> Result<Result<Session, Attempt>, reqwest::Error> {
+        let mut rb = self.http.post(&req.url);
+        for (k, v) in &req.headers {
+            rb = rb.header(*k, v);
+        }
+        let resp = rb.body(req.body.clone()).send().await?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?;
+        if status.is_success() {
+            return Ok(parse_success(&body).map_err(Attempt::Fatal));
+        }
+        let (code, message) = parse_error(&headers, &body);
+        let throttled = status.as_u16() == 429
+            || code.contains("Throttling")
+            || code.contains("TooManyRequests");
+        if status.is_server_error() || throttled {
+            let what = if throttled {
+                format!("throttled: HTTP {} {code}", status.as_u16())
+            } else {
+                format!("HTTP {} {code} {message}", status.as_u16())
+            };
+            return Ok(Err(Attempt::Retry(
+                what.trim().to_string(),
+                parse_retry_after(headers.get(http::header::RETRY_AFTER)),
+            )));
+        }
+        Ok(Err(Attempt::Fatal(SessionError::Refused {
+            status: status.as_u16(),
+            hint: hint(&code, &message, &self.target),
+            code,
+            message,
+        })))
+    }
+}
+
+enum Attempt {
+    Retry(String, Option<Duration>),
+    Fatal(SessionError),
+}
+
+fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
+    let r: Response = serde_json::from_slice(body)
+        .map_err(|e| SessionError::BadResponse(format!("not a CreateSession JSON body ({e})")))?;
+    let set = r
+        .credential_set
+        .into_iter()
+        .next()
+        .ok_or_else(|| SessionError::BadResponse("credentialSet is empty".into()))?;
+    let c = set.credentials;
+    let expiration = parse_rfc3339(&c.expiration).ok_or_else(|| {
+        SessionError::BadResponse(format!("expiration {:?} is not RFC 3339", c.expiration))
+    })?;
+    Ok(Session {
+        credentials: Credentials {
+            access_key_id: c.access_key_id,
+            secret_access_key: c.secret_access_key,
+            session_token: c.session_token,
+            expiration,
+        },
+        assumed_role_arn: set.assumed_role_user.and_then(|u| u.arn),
+    })
+}
+
+/// The AWS error code and message of a failed response.
+fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
+    let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let field = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| json.get(*n).and_then(|v| v.as_str()))
+            .map(str::to_string)
+    };
+    let raw_code = headers
+        .get("x-amzn-errortype")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| field(&["__type", "code", "Code"]))
+        .unwrap_or_else(|| "UnknownError".into());
+    let code = raw_code.split(':').next().unwrap_or_default();
+    let code = code.rsplit('#').next().unwrap_or(code).to_string();
+    let message = field(&["message", "Message"]).unwrap_or_else(|| {
+        let text = String::from_utf8_lossy(body);
+        text.chars().take(200).collect::<String>().trim().to_string()
+    });
+    (code, message.replace(['\n', '\r'], " "))
+}
+
+fn hint(code: &str, message: &str, target: &Target) -> String {
+    let m = message.to_ascii_lowercase();
+    if code.contains("AccessDenied") {
+        if m.contains("untrusted") {
+            "the certificate does not chain to the trust anchor: register its issuing CA in the trust anchor, or pass the intermediates (--intermediates)".into()
+        } else if m.contains("signature") {
+            "the signature was not accepted: check the system clock, that the key matches the certificate, and any proxy that rewrites requests (--debug shows the canonical request)".into()
+        } else if m.contains("rolesessionname") {
+            "the profile does not accept --role-session-name: set acceptRoleSessionName on the profile or drop the flag".into()
+        } else {
+            "check that the trust anchor and profile are enabled and that the role's trust policy allows rolesanywhere.amazonaws.com for this certificate".into()
+        }
+    } else if code.contains("Validation") {
+        "check the ARNs and --session-duration (900-43200 s, and at most the role's maximum session duration)".into()
+    } else if code.contains("ResourceNotFound") {
+        format!(
+            "check that the trust anchor, profile and role exist in {} and belong to account {}",
+            target.region, target.trust_anchor.account
+        )
+    } else {
+        "see the AWS message above".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_code_from_header_or_body() {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amzn-errortype", "AccessDeniedException:http://internal".parse().unwrap());
+        let (c, m) = parse_error(&h, br#"{"message":"Invalid signature"}"#);
+        assert_eq!((c.as_str(), m.as_str()), ("AccessDeniedException", "Invalid signature"));
+        let (c, m) = parse_error(
+            &http::HeaderMap::new(),
+            br#"{"__type":"com.amazonaws#ValidationException","Message":"bad"}"#,
+        );
+        assert_eq!((c.as_str(), m.as_str()), ("ValidationException", "bad"));
+    }
+
+    #[test]
+    fn parses_the_documented_response() {
+        let body = br#"{"credentialSet":[{"assumedRoleUser":{"arn":"arn:aws:sts::1:assumed-role/R/s","assumedRoleId":"x"},
+          "credentials":{"accessKeyId":"ASIA1","secretAccessKey":"sk","sessionToken":"st","expiration":"2025-12-11T16:34:25Z"},
+          "packedPolicySize":0,"roleArn":"r","sourceIdentity":"s"}],"subjectArn":"x"}"#;
+        let s = parse_success(body).unwrap();
+        assert_eq!(s.credentials.access_key_id, "ASIA1");
+        assert_eq!(s.credentials.secret_access_key.expose(), "sk");
+        assert_eq!(s.assumed_role_arn.as_deref(), Some("arn:aws:sts::1:assumed-role/R/s"));
+        assert!(matches!(parse_success(br#"{"credentialSet":[]}"#), Err(SessionError::BadResponse(_))));
+    }
+}
