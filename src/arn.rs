@@ -86,7 +86,9 @@ impl Arn {
         }
         let parts: Vec<&str> = value.splitn(6, ':').collect();
         if parts.len() != 6 || parts[0] != "arn" {
-            return Err(err("not of the form arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE"));
+            return Err(err(
+                "not of the form arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE",
+            ));
         }
         let (partition, service, region, account, resource) =
             (parts[1], parts[2], parts[3], parts[4], parts[5]);
@@ -120,11 +122,13 @@ impl Arn {
             .ok_or_else(|| err(&format!("the resource must start with {prefix:?}")))?;
         let id_ok = !id.is_empty()
             && !id.ends_with('/')
-            && id.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || b"-_/+=,.@".contains(&b)
-            });
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_/+=,.@".contains(&b));
         if !id_ok {
-            return Err(err("the resource id is empty or has characters ARNs do not allow"));
+            return Err(err(
+                "the resource id is empty or has characters ARNs do not allow",
+            ));
         }
         Ok(Arn {
             raw: value.to_string(),
@@ -246,7 +250,8 @@ mod tests {
     use super::*;
 
     const TA: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555";
-    const PR: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000";
+    const PR: &str =
+        "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000";
     const ROLE: &str = "arn:aws:iam::123456789012:role/ExampleRole";
 
     fn target(ta: &str, pr: &str, role: &str, region: Option<&str>) -> Result<Target, String> {
@@ -260,7 +265,10 @@ mod tests {
     fn parses_the_three_arns() {
         let t = target(TA, PR, ROLE, None).unwrap();
         assert_eq!(t.region, "us-east-1");
-        assert_eq!(t.default_endpoint(), "https://rolesanywhere.us-east-1.amazonaws.com");
+        assert_eq!(
+            t.default_endpoint(),
+            "https://rolesanywhere.us-east-1.amazonaws.com"
+        );
         assert!(Arn::parse(ArnKind::Role, "arn:aws:iam::123456789012:role/path/to/Name").is_ok());
     }
 
@@ -273,7 +281,10 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(t.default_endpoint(), "https://rolesanywhere.cn-north-1.amazonaws.com.cn");
+        assert_eq!(
+            t.default_endpoint(),
+            "https://rolesanywhere.cn-north-1.amazonaws.com.cn"
+        );
         let t = target(
             "arn:aws-us-gov:rolesanywhere:us-gov-west-1:123456789012:trust-anchor/a",
             "arn:aws-us-gov:rolesanywhere:us-gov-west-1:123456789012:profile/b",
@@ -281,20 +292,43 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(t.default_endpoint(), "https://rolesanywhere.us-gov-west-1.amazonaws.com");
+        assert_eq!(
+            t.default_endpoint(),
+            "https://rolesanywhere.us-gov-west-1.amazonaws.com"
+        );
         assert_eq!(partition_of_region("cn-northwest-1"), "aws-cn");
     }
 
     #[test]
     fn bad_arns_name_the_flag() {
         for (kind, bad, flag) in [
-            (ArnKind::TrustAnchor, "arn:aws:rolesanywhere:us-east-1:123456789012:profile/x", "trust anchor ARN"),
+            (
+                ArnKind::TrustAnchor,
+                "arn:aws:rolesanywhere:us-east-1:123456789012:profile/x",
+                "trust anchor ARN",
+            ),
             (ArnKind::Profile, "nonsense", "profile ARN"),
-            (ArnKind::Role, "arn:aws:iam:us-east-1:123456789012:role/R", "role ARN"),
+            (
+                ArnKind::Role,
+                "arn:aws:iam:us-east-1:123456789012:role/R",
+                "role ARN",
+            ),
             (ArnKind::Role, "arn:aws:iam::12345:role/R", "role ARN"),
-            (ArnKind::TrustAnchor, "arn:aws:rolesanywhere:useast:123456789012:trust-anchor/x", "trust anchor ARN"),
-            (ArnKind::Profile, "arn:aws:rolesanywhere:us-east-1:123456789012:profile/", "profile ARN"),
-            (ArnKind::Role, "arn:aws-mars:iam::123456789012:role/R", "role ARN"),
+            (
+                ArnKind::TrustAnchor,
+                "arn:aws:rolesanywhere:useast:123456789012:trust-anchor/x",
+                "trust anchor ARN",
+            ),
+            (
+                ArnKind::Profile,
+                "arn:aws:rolesanywhere:us-east-1:123456789012:profile/",
+                "profile ARN",
+            ),
+            (
+                ArnKind::Role,
+                "arn:aws-mars:iam::123456789012:role/R",
+                "role ARN",
+            ),
         ] {
             let e = Arn::parse(kind, bad).unwrap_err().to_string();
             assert!(e.contains(flag), "{e}");

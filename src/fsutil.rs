@@ -12,15 +12,25 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Atomically replaces `path` with `data`, mode 0600.
 pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     create_private_dir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp-{}-{:08x}", std::process::id(), (crate::retry::random_unit() * u32::MAX as f64) as u32));
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{:08x}",
+        std::process::id(),
+        (crate::retry::random_unit() * u32::MAX as f64) as u32
+    ));
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -54,9 +64,19 @@ mod tests {
         write_atomic(&p, b"one").unwrap();
         write_atomic(&p, b"two").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(base.join("a/b")).unwrap().permissions().mode() & 0o777, 0o700);
-        assert_eq!(fs::read_dir(base.join("a/b")).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(base.join("a/b")).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        assert_eq!(
+            fs::read_dir(base.join("a/b")).unwrap().count(),
+            1,
+            "no temp file left"
+        );
         fs::remove_dir_all(base).unwrap();
     }
 }

@@ -159,7 +159,10 @@ impl SigningKey {
             Ok(c) if c == OID_P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
                 .map(SigningKey::P384)
                 .map_err(|e| KeyError::Malformed(format!("P-384 key: {e}"))),
-            Ok(c) => Err(KeyError::Unsupported(format!("EC curve {}", curve_name(&c)))),
+            Ok(c) => Err(KeyError::Unsupported(format!(
+                "EC curve {}",
+                curve_name(&c)
+            ))),
             Err(_) => Err(KeyError::Malformed("EC key without a named curve".into())),
         }
     }
@@ -186,8 +189,16 @@ impl SigningKey {
     pub fn public_key_bits(&self) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => k.public().as_ref().to_vec(),
-            SigningKey::P256(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
-            SigningKey::P384(k) => k.verifying_key().to_encoded_point(false).as_bytes().to_vec(),
+            SigningKey::P256(k) => k
+                .verifying_key()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec(),
+            SigningKey::P384(k) => k
+                .verifying_key()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec(),
         }
     }
 
@@ -265,13 +276,17 @@ mod tests {
 
     #[test]
     fn ec_keys_sign_a_sha256_prehash_that_verifies() {
-        use ring::signature::{
-            ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA256_ASN1, UnparsedPublicKey,
-        };
+        use ring::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA256_ASN1, UnparsedPublicKey};
         let rng = ring::rand::SystemRandom::new();
         for (alg, verify) in [
-            (&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &ECDSA_P256_SHA256_ASN1),
-            (&ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING, &ECDSA_P384_SHA256_ASN1),
+            (
+                &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                &ECDSA_P256_SHA256_ASN1,
+            ),
+            (
+                &ring::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                &ECDSA_P384_SHA256_ASN1,
+            ),
         ] {
             let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
             let k = SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -286,8 +301,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_encrypted() {
-        assert_eq!(SigningKey::from_pem_or_der(b"hello").unwrap_err(), KeyError::NotAKey);
-        let enc = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
-        assert_eq!(SigningKey::from_pem_or_der(enc).unwrap_err(), KeyError::Encrypted);
+        assert_eq!(
+            SigningKey::from_pem_or_der(b"hello").unwrap_err(),
+            KeyError::NotAKey
+        );
+        let enc =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert_eq!(
+            SigningKey::from_pem_or_der(enc).unwrap_err(),
+            KeyError::Encrypted
+        );
     }
 }

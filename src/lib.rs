@@ -10,10 +10,19 @@
 
 pub mod arn;
 pub mod aws;
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod error;
 pub mod fsutil;
 pub mod http;
+pub mod keygen;
 pub mod keys;
+pub mod logging;
 pub mod material;
 pub mod retry;
 pub mod rolesanywhere;
 pub mod secret;
+pub mod serve;
+pub mod source;
+pub mod vault;

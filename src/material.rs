@@ -10,11 +10,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use ::time::OffsetDateTime;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use crate::keys::{KeyError, SigningKey};
@@ -61,7 +61,11 @@ impl fmt::Display for MaterialError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MaterialError::Read { what, path, source } => {
-                write!(f, "cannot read the {what} file {}: {source}", path.display())
+                write!(
+                    f,
+                    "cannot read the {what} file {}: {source}",
+                    path.display()
+                )
             }
             MaterialError::BadCertificate { origin, reason } => {
                 write!(f, "bad certificate in {origin}: {reason}")
@@ -122,20 +126,18 @@ impl Identity {
         key: SigningKey,
         now: OffsetDateTime,
     ) -> Result<Identity, MaterialError> {
-        let (_, cert) = X509Certificate::from_der(&leaf_der).map_err(|e| {
-            MaterialError::BadCertificate {
+        let (_, cert) =
+            X509Certificate::from_der(&leaf_der).map_err(|e| MaterialError::BadCertificate {
                 origin: "the leaf".into(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let subject = cert.subject().to_string();
         let reject = |reason: String| MaterialError::Rejected {
             subject: subject.clone(),
             reason,
         };
-        check_public_key(&cert).map_err(|r| reject(r))?;
-        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_bits().as_slice()
-        {
+        check_public_key(&cert).map_err(&reject)?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_bits().as_slice() {
             return Err(reject(format!(
                 "does not match the private key ({}): pass the key the certificate was issued for",
                 key.describe()
@@ -156,12 +158,13 @@ impl Identity {
             }
             Err(e) => return Err(reject(format!("has an unreadable keyUsage: {e}"))),
         }
-        if let Ok(Some(bc)) = cert.basic_constraints() {
-            if bc.value.ca {
-                return Err(reject(
-                    "is a CA certificate (basicConstraints CA:TRUE); use an end-entity certificate".into(),
-                ));
-            }
+        if let Ok(Some(bc)) = cert.basic_constraints()
+            && bc.value.ca
+        {
+            return Err(reject(
+                "is a CA certificate (basicConstraints CA:TRUE); use an end-entity certificate"
+                    .into(),
+            ));
         }
         let sig_oid = cert.signature_algorithm.algorithm.to_id_string();
         if matches!(
@@ -224,12 +227,20 @@ fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
                 .unwrap_or_default();
             match curve.as_str() {
                 "1.2.840.10045.3.1.7" | "1.3.132.0.34" => Ok(()),
-                "1.3.132.0.35" => Err("has an unsupported key type: EC P-521; use RSA or EC P-256/P-384".into()),
-                other => Err(format!("has an unsupported key type: EC curve {other}; use RSA or EC P-256/P-384")),
+                "1.3.132.0.35" => {
+                    Err("has an unsupported key type: EC P-521; use RSA or EC P-256/P-384".into())
+                }
+                other => Err(format!(
+                    "has an unsupported key type: EC curve {other}; use RSA or EC P-256/P-384"
+                )),
             }
         }
-        "1.3.101.112" => Err("has an unsupported key type: Ed25519; use RSA or EC P-256/P-384".into()),
-        other => Err(format!("has an unsupported key type ({other}); use RSA or EC P-256/P-384")),
+        "1.3.101.112" => {
+            Err("has an unsupported key type: Ed25519; use RSA or EC P-256/P-384".into())
+        }
+        other => Err(format!(
+            "has an unsupported key type ({other}); use RSA or EC P-256/P-384"
+        )),
     }
 }
 
@@ -273,7 +284,8 @@ pub fn parse_certificates(bytes: &[u8], origin: &str) -> Result<Vec<Vec<u8>>, Ma
         return Err(bad("no CERTIFICATE block found".into()));
     }
     for der in &certs {
-        X509Certificate::from_der(der).map_err(|e| bad(format!("not an X.509 certificate ({e})")))?;
+        X509Certificate::from_der(der)
+            .map_err(|e| bad(format!("not an X.509 certificate ({e})")))?;
     }
     Ok(certs)
 }
@@ -297,7 +309,10 @@ pub fn load_files(
     let mut certs = parse_certificates(&read("certificate", certificate)?, &origin)?;
     let leaf = certs.remove(0);
     if let Some(p) = intermediates {
-        certs.extend(parse_certificates(&read("intermediates", p)?, &p.display().to_string())?);
+        certs.extend(parse_certificates(
+            &read("intermediates", p)?,
+            &p.display().to_string(),
+        )?);
     }
     let key_bytes = read("private key", private_key)?;
     let key = SigningKey::from_pem_or_der(&key_bytes).map_err(|source| MaterialError::Key {
@@ -321,8 +336,17 @@ mod tests {
     #[test]
     fn kat_leaf_loads_with_decimal_serial() {
         let leaf = parse_certificates(CERT, "cert.pem").unwrap().remove(0);
-        let id = Identity::new(leaf, vec![], SigningKey::from_pem_or_der(KEY).unwrap(), now()).unwrap();
-        assert_eq!(id.serial_decimal, "337562787801933536189724934726614584366112857655");
+        let id = Identity::new(
+            leaf,
+            vec![],
+            SigningKey::from_pem_or_der(KEY).unwrap(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            id.serial_decimal,
+            "337562787801933536189724934726614584366112857655"
+        );
         assert_eq!(
             id.x509_header(),
             include_str!("../tests/data/kat/cert.der.b64").trim()
@@ -334,14 +358,27 @@ mod tests {
     fn dates_are_checked_and_named() {
         let leaf = parse_certificates(CERT, "cert.pem").unwrap().remove(0);
         let early = ::time::macros::datetime!(2020-01-01 00:00:00 UTC);
-        let e = Identity::new(leaf.clone(), vec![], SigningKey::from_pem_or_der(KEY).unwrap(), early)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("is not valid before 2022-09-25 11:26:00 UTC"), "{e}");
+        let e = Identity::new(
+            leaf.clone(),
+            vec![],
+            SigningKey::from_pem_or_der(KEY).unwrap(),
+            early,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("is not valid before 2022-09-25 11:26:00 UTC"),
+            "{e}"
+        );
         let late = ::time::macros::datetime!(2070-01-01 00:00:00 UTC);
-        let e = Identity::new(leaf, vec![], SigningKey::from_pem_or_der(KEY).unwrap(), late)
-            .unwrap_err()
-            .to_string();
+        let e = Identity::new(
+            leaf,
+            vec![],
+            SigningKey::from_pem_or_der(KEY).unwrap(),
+            late,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("expired on 2067-09-14 11:26:00 UTC"), "{e}");
     }
 
@@ -354,13 +391,21 @@ mod tests {
         )
         .unwrap();
         let key = SigningKey::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let e = Identity::new(leaf, vec![], key, now()).unwrap_err().to_string();
+        let e = Identity::new(leaf, vec![], key, now())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not match the private key"), "{e}");
     }
 
     #[test]
     fn garbage_is_not_a_certificate() {
         assert!(parse_certificates(b"not a cert", "x").is_err());
-        assert!(parse_certificates(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", "x").is_err());
+        assert!(
+            parse_certificates(
+                b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+                "x"
+            )
+            .is_err()
+        );
     }
 }

@@ -81,7 +81,12 @@ impl Backoff {
 
 /// Parses `Retry-After` in seconds (the HTTP-date form is not used by Vault or AWS here).
 pub fn parse_retry_after(v: Option<&http::HeaderValue>) -> Option<Duration> {
-    v?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    v?.to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
 }
 
 #[cfg(test)]
@@ -91,7 +96,10 @@ mod tests {
     #[test]
     fn jitter_is_capped_and_exponential() {
         let (b, c) = (Duration::from_millis(100), Duration::from_secs(2));
-        assert_eq!(full_jitter(b, c, 0, 0.999_999), Duration::from_millis(100).mul_f64(0.999_999));
+        assert_eq!(
+            full_jitter(b, c, 0, 0.999_999),
+            Duration::from_millis(100).mul_f64(0.999_999)
+        );
         assert_eq!(full_jitter(b, c, 3, 0.5), Duration::from_millis(400));
         assert_eq!(full_jitter(b, c, 10, 0.5), Duration::from_secs(1));
         assert_eq!(full_jitter(b, c, 63, 1.0), c);
@@ -100,7 +108,11 @@ mod tests {
 
     #[test]
     fn deadline_stops_retries_and_retry_after_is_a_floor() {
-        let mut b = Backoff::new(Duration::from_millis(1), Duration::from_millis(2), Instant::now() + Duration::from_secs(5));
+        let mut b = Backoff::new(
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+            Instant::now() + Duration::from_secs(5),
+        );
         assert!(b.next_delay(Some(Duration::from_secs(1))).unwrap() >= Duration::from_secs(1));
         assert!(b.next_delay(Some(Duration::from_secs(10))).is_none());
         let r = random_unit();

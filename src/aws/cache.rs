@@ -97,19 +97,20 @@ impl Cache {
                 None
             }
         };
-        if lock.is_some() {
-            if let Some(c) = std::fs::read(&entry).ok().and_then(|b| process_json::from_json(&b)) {
-                if c.seconds_left(now()) > MIN_REMAINING_SECONDS {
-                    tracing::debug!(expires = %c.expiration_rfc3339(), "credentials from cache");
-                    return Ok(c);
-                }
-            }
+        if lock.is_some()
+            && let Some(c) = std::fs::read(&entry)
+                .ok()
+                .and_then(|b| process_json::from_json(&b))
+            && c.seconds_left(now()) > MIN_REMAINING_SECONDS
+        {
+            tracing::debug!(expires = %c.expiration_rfc3339(), "credentials from cache");
+            return Ok(c);
         }
         let creds = create().await?;
-        if lock.is_some() {
-            if let Err(e) = fsutil::write_atomic(&entry, process_json::to_json(&creds).as_bytes()) {
-                tracing::warn!(path = %entry.display(), error = %e, "could not write the credential cache");
-            }
+        if lock.is_some()
+            && let Err(e) = fsutil::write_atomic(&entry, process_json::to_json(&creds).as_bytes())
+        {
+            tracing::warn!(path = %entry.display(), error = %e, "could not write the credential cache");
         }
         drop(lock);
         Ok(creds)
@@ -138,17 +139,50 @@ mod tests {
         let t0 = time::macros::datetime!(2025-01-01 00:00:00 UTC);
         let key = KeyBuilder::new().add("role", b"r").finish();
         let mut calls = 0;
-        let c: Result<_, ()> = cache.get_or_create(&key, || t0, || { calls += 1; async { Ok(creds(t0 + time::Duration::hours(1))) } }).await;
+        let c: Result<_, ()> = cache
+            .get_or_create(
+                &key,
+                || t0,
+                || {
+                    calls += 1;
+                    async { Ok(creds(t0 + time::Duration::hours(1))) }
+                },
+            )
+            .await;
         c.unwrap();
-        let c: Result<_, ()> = cache.get_or_create(&key, || t0 + time::Duration::minutes(44), || { calls += 1; async { Ok(creds(t0 + time::Duration::hours(2))) } }).await;
+        let c: Result<_, ()> = cache
+            .get_or_create(
+                &key,
+                || t0 + time::Duration::minutes(44),
+                || {
+                    calls += 1;
+                    async { Ok(creds(t0 + time::Duration::hours(2))) }
+                },
+            )
+            .await;
         assert_eq!(c.unwrap().expiration, t0 + time::Duration::hours(1));
-        let c: Result<_, ()> = cache.get_or_create(&key, || t0 + time::Duration::minutes(46), || { calls += 1; async { Ok(creds(t0 + time::Duration::hours(2))) } }).await;
+        let c: Result<_, ()> = cache
+            .get_or_create(
+                &key,
+                || t0 + time::Duration::minutes(46),
+                || {
+                    calls += 1;
+                    async { Ok(creds(t0 + time::Duration::hours(2))) }
+                },
+            )
+            .await;
         assert_eq!(c.unwrap().expiration, t0 + time::Duration::hours(2));
         assert_eq!(calls, 2);
-        let mode = std::fs::metadata(dir.join(format!("{key}.json"))).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join(format!("{key}.json")))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_ne!(key, KeyBuilder::new().add("role", b"s").finish());
-        assert_ne!(KeyBuilder::new().add("a", b"bc").finish(), KeyBuilder::new().add("ab", b"c").finish());
+        assert_ne!(
+            KeyBuilder::new().add("a", b"bc").finish(),
+            KeyBuilder::new().add("ab", b"c").finish()
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -60,6 +60,9 @@ mod tests {
         let d = format!("{c:?}");
         assert!(!d.contains("s3cr3t") && !d.contains("t0k3n"), "{d}");
         assert_eq!(c.expiration_rfc3339(), "2025-12-11T16:34:25Z");
-        assert_eq!(parse_rfc3339("2025-12-11T16:34:25Z").unwrap(), time::macros::datetime!(2025-12-11 16:34:25 UTC));
+        assert_eq!(
+            parse_rfc3339("2025-12-11T16:34:25Z").unwrap(),
+            time::macros::datetime!(2025-12-11 16:34:25 UTC)
+        );
     }
 }

@@ -36,7 +36,12 @@ fn key_of(line: &str) -> Option<String> {
 
 /// Sets `values` in section `[section]` of an INI text, dropping the section's lines whose key
 /// is in `owned`; everything else is kept. Adds the section at the end when missing.
-pub fn set_section(existing: &str, section: &str, owned: &[&str], values: &[(&str, &str)]) -> String {
+pub fn set_section(
+    existing: &str,
+    section: &str,
+    owned: &[&str],
+    values: &[(&str, &str)],
+) -> String {
     let mut out = String::with_capacity(existing.len() + 512);
     let new_lines: String = values.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     let mut in_target = false;
@@ -102,7 +107,10 @@ pub fn write_region(path: &Path, profile: &str, region: &str) -> std::io::Result
 fn read_existing(path: &Path) -> std::io::Result<String> {
     match std::fs::read(path) {
         Ok(b) => String::from_utf8(b).map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "the existing file is not UTF-8 text")
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the existing file is not UTF-8 text",
+            )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
         Err(e) => Err(e),
@@ -126,12 +134,22 @@ mod tests {
     #[test]
     fn replaces_only_the_target_profile_and_keeps_comments() {
         let before = "# managed by hand\n[other]\naws_access_key_id = O\n\n[app]\n; note\naws_access_key_id = OLD\naws_security_token = X\nregion_hint = keep\n\n[last]\nx = 1";
-        let after = set_section(before, "app", &OWNED, &[("aws_access_key_id", "NEW"), ("aws_session_token", "T")]);
+        let after = set_section(
+            before,
+            "app",
+            &OWNED,
+            &[("aws_access_key_id", "NEW"), ("aws_session_token", "T")],
+        );
         assert_eq!(
             after,
             "# managed by hand\n[other]\naws_access_key_id = O\n\n[app]\naws_access_key_id = NEW\naws_session_token = T\n; note\nregion_hint = keep\n\n[last]\nx = 1"
         );
-        let twice = set_section(&after, "app", &OWNED, &[("aws_access_key_id", "NEW"), ("aws_session_token", "T")]);
+        let twice = set_section(
+            &after,
+            "app",
+            &OWNED,
+            &[("aws_access_key_id", "NEW"), ("aws_session_token", "T")],
+        );
         assert_eq!(twice, after, "idempotent");
     }
 

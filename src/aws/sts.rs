@@ -81,11 +81,16 @@ pub async fn get_caller_identity(
     if !status.is_success() {
         let code = element(&text, "Code").unwrap_or_default();
         let msg = element(&text, "Message").unwrap_or_default();
-        return Err(format!("STS GetCallerIdentity at {url} failed: HTTP {} {code} {msg}", status.as_u16()));
+        return Err(format!(
+            "STS GetCallerIdentity at {url} failed: HTTP {} {code} {msg}",
+            status.as_u16()
+        ));
     }
     match (element(&text, "Arn"), element(&text, "Account")) {
         (Some(arn), Some(account)) => Ok(CallerIdentity { arn, account }),
-        _ => Err(format!("STS GetCallerIdentity at {url}: no Arn/Account in the answer")),
+        _ => Err(format!(
+            "STS GetCallerIdentity at {url}: no Arn/Account in the answer"
+        )),
     }
 }
 
@@ -104,7 +109,10 @@ mod tests {
     #[test]
     fn reads_arn_and_account() {
         let xml = "<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:sts::123456789012:assumed-role/R/s</Arn><UserId>X</UserId><Account>123456789012</Account></GetCallerIdentityResult></GetCallerIdentityResponse>";
-        assert_eq!(element(xml, "Arn").unwrap(), "arn:aws:sts::123456789012:assumed-role/R/s");
+        assert_eq!(
+            element(xml, "Arn").unwrap(),
+            "arn:aws:sts::123456789012:assumed-role/R/s"
+        );
         assert_eq!(element(xml, "Account").unwrap(), "123456789012");
         assert!(element(xml, "Nope").is_none());
     }

@@ -169,7 +169,10 @@ mod tests {
     fn amz_date_format() {
         let t = time::macros::datetime!(2024-01-02 03:04:05 UTC);
         assert_eq!(amz_date(t), "20240102T030405Z");
-        assert_eq!(scope("20240102T030405Z", "us-east-1"), "20240102/us-east-1/rolesanywhere/aws4_request");
+        assert_eq!(
+            scope("20240102T030405Z", "us-east-1"),
+            "20240102/us-east-1/rolesanywhere/aws4_request"
+        );
     }
 
     #[test]

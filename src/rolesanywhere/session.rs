@@ -142,8 +142,13 @@ impl SessionClient {
         let mut backoff = Backoff::new(BASE_DELAY, MAX_DELAY, deadline);
         loop {
             // Signed afresh each attempt: X-Amz-Date must be current.
-            let req =
-                sign_create_session(&self.endpoint, &self.target, &self.params, identity, OffsetDateTime::now_utc());
+            let req = sign_create_session(
+                &self.endpoint,
+                &self.target,
+                &self.params,
+                identity,
+                OffsetDateTime::now_utc(),
+            );
             if self.debug {
                 tracing::debug!(
                     canonical_request = %req.canonical_request,
@@ -251,7 +256,11 @@ fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
     let code = code.rsplit('#').next().unwrap_or(code).to_string();
     let message = field(&["message", "Message"]).unwrap_or_else(|| {
         let text = String::from_utf8_lossy(body);
-        text.chars().take(200).collect::<String>().trim().to_string()
+        text.chars()
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_string()
     });
     (code, message.replace(['\n', '\r'], " "))
 }
@@ -287,9 +296,15 @@ mod tests {
     #[test]
     fn error_code_from_header_or_body() {
         let mut h = http::HeaderMap::new();
-        h.insert("x-amzn-errortype", "AccessDeniedException:http://internal".parse().unwrap());
+        h.insert(
+            "x-amzn-errortype",
+            "AccessDeniedException:http://internal".parse().unwrap(),
+        );
         let (c, m) = parse_error(&h, br#"{"message":"Invalid signature"}"#);
-        assert_eq!((c.as_str(), m.as_str()), ("AccessDeniedException", "Invalid signature"));
+        assert_eq!(
+            (c.as_str(), m.as_str()),
+            ("AccessDeniedException", "Invalid signature")
+        );
         let (c, m) = parse_error(
             &http::HeaderMap::new(),
             br#"{"__type":"com.amazonaws#ValidationException","Message":"bad"}"#,
@@ -305,7 +320,13 @@ mod tests {
         let s = parse_success(body).unwrap();
         assert_eq!(s.credentials.access_key_id, "ASIA1");
         assert_eq!(s.credentials.secret_access_key.expose(), "sk");
-        assert_eq!(s.assumed_role_arn.as_deref(), Some("arn:aws:sts::1:assumed-role/R/s"));
-        assert!(matches!(parse_success(br#"{"credentialSet":[]}"#), Err(SessionError::BadResponse(_))));
+        assert_eq!(
+            s.assumed_role_arn.as_deref(),
+            Some("arn:aws:sts::1:assumed-role/R/s")
+        );
+        assert!(matches!(
+            parse_success(br#"{"credentialSet":[]}"#),
+            Err(SessionError::BadResponse(_))
+        ));
     }
 }

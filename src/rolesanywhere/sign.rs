@@ -26,16 +26,21 @@ impl Endpoint {
     /// Parses `--endpoint` (or the default endpoint). Accepts `https://` and `http://` URLs
     /// with an optional port and path prefix; no query or fragment.
     pub fn parse(raw: &str) -> Result<Endpoint, String> {
-        let url = url::Url::parse(raw)
-            .map_err(|e| format!("invalid endpoint {raw:?}: {e}; expected https://HOST[:PORT][/PREFIX]"))?;
+        let url = url::Url::parse(raw).map_err(|e| {
+            format!("invalid endpoint {raw:?}: {e}; expected https://HOST[:PORT][/PREFIX]")
+        })?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(format!("invalid endpoint {raw:?}: the scheme must be https (or http for tests)"));
+            return Err(format!(
+                "invalid endpoint {raw:?}: the scheme must be https (or http for tests)"
+            ));
         }
         let host = url
             .host_str()
             .ok_or_else(|| format!("invalid endpoint {raw:?}: no host"))?;
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(format!("invalid endpoint {raw:?}: no query, fragment or user info allowed"));
+            return Err(format!(
+                "invalid endpoint {raw:?}: no query, fragment or user info allowed"
+            ));
         }
         let host = match url.port() {
             Some(p) => format!("{host}:{p}"),
@@ -167,7 +172,9 @@ mod tests {
     }
 
     fn identity(chain: Vec<Vec<u8>>) -> Identity {
-        let leaf = parse_certificates(kat("cert.pem").as_bytes(), "cert.pem").unwrap().remove(0);
+        let leaf = parse_certificates(kat("cert.pem").as_bytes(), "cert.pem")
+            .unwrap()
+            .remove(0);
         let key = SigningKey::from_pem_or_der(kat("cert-key.pem").as_bytes()).unwrap();
         Identity::new(leaf, chain, key, now()).unwrap()
     }
@@ -186,18 +193,36 @@ mod tests {
     fn vector_a_query_arns_byte_for_byte() {
         let v = &vectors()["A-query-arns"];
         let endpoint = Endpoint::parse(&target().default_endpoint()).unwrap();
-        let params = SessionParams { duration_seconds: 3600, role_session_name: None };
+        let params = SessionParams {
+            duration_seconds: 3600,
+            role_session_name: None,
+        };
         let req = sign_create_session(&endpoint, &target(), &params, &identity(vec![]), now());
         assert_eq!(req.body, v["body"].as_str().unwrap().as_bytes());
-        assert_eq!(req.canonical_request, kat("A-query-arns.canonical-request.txt"));
+        assert_eq!(
+            req.canonical_request,
+            kat("A-query-arns.canonical-request.txt")
+        );
         assert_eq!(req.string_to_sign, kat("A-query-arns.string-to-sign.txt"));
-        let auth = &req.headers.iter().find(|(k, _)| *k == "authorization").unwrap().1;
+        let auth = &req
+            .headers
+            .iter()
+            .find(|(k, _)| *k == "authorization")
+            .unwrap()
+            .1;
         assert_eq!(auth, v["authorization"].as_str().unwrap());
         assert_eq!(
             req.url,
-            format!("https://rolesanywhere.us-east-1.amazonaws.com/sessions?{}", v["query"].as_str().unwrap())
+            format!(
+                "https://rolesanywhere.us-east-1.amazonaws.com/sessions?{}",
+                v["query"].as_str().unwrap()
+            )
         );
-        assert!(req.headers.iter().all(|(k, _)| !k.starts_with("x-amz-") || ["x-amz-date", "x-amz-x509"].contains(k)));
+        assert!(
+            req.headers
+                .iter()
+                .all(|(k, _)| !k.starts_with("x-amz-") || ["x-amz-date", "x-amz-x509"].contains(k))
+        );
     }
 
     #[test]
@@ -223,13 +248,23 @@ mod tests {
         };
         let canonical = parts.canonical_request();
         assert_eq!(canonical, kat("B-body-arns-chain.canonical-request.txt"));
-        assert_eq!(canonical::sha256_hex(parts.body), v["payload_sha256"].as_str().unwrap());
+        assert_eq!(
+            canonical::sha256_hex(parts.body),
+            v["payload_sha256"].as_str().unwrap()
+        );
         let scope = canonical::scope("20240102T030405Z", "us-east-1");
-        let sts = canonical::string_to_sign(id.key.algorithm(), "20240102T030405Z", &scope, &canonical);
+        let sts =
+            canonical::string_to_sign(id.key.algorithm(), "20240102T030405Z", &scope, &canonical);
         assert_eq!(sts, kat("B-body-arns-chain.string-to-sign.txt"));
         let sig = id.key.sign(sts.as_bytes());
         assert_eq!(hex::encode(&sig), v["signature"].as_str().unwrap());
-        let auth = canonical::authorization(id.key.algorithm(), &id.serial_decimal, &scope, parts.signed_headers(), &sig);
+        let auth = canonical::authorization(
+            id.key.algorithm(),
+            &id.serial_decimal,
+            &scope,
+            parts.signed_headers(),
+            &sig,
+        );
         assert_eq!(auth, v["authorization"].as_str().unwrap());
     }
 
@@ -248,8 +283,14 @@ mod tests {
     #[test]
     fn role_session_name_goes_in_the_body() {
         let endpoint = Endpoint::parse("http://127.0.0.1:1").unwrap();
-        let params = SessionParams { duration_seconds: 900, role_session_name: Some("me".into()) };
+        let params = SessionParams {
+            duration_seconds: 900,
+            role_session_name: Some("me".into()),
+        };
         let req = sign_create_session(&endpoint, &target(), &params, &identity(vec![]), now());
-        assert_eq!(req.body, br#"{"durationSeconds":900,"roleSessionName":"me"}"#);
+        assert_eq!(
+            req.body,
+            br#"{"durationSeconds":900,"roleSessionName":"me"}"#
+        );
     }
 }

@@ -1,0 +1,311 @@
+//! Command-line flags and their environment variables, parsed raw with clap; [`crate::config`]
+//! validates them. Every option has a flag and an `IAMRA_*` variable; the names a pod spec
+//! for the python/`aws_signing_helper` init container used (`VAULT_ADDR`, `VAULT_ROLE`,
+//! `VAULT_CERT_CN`, `ROLE_ARN`, `ANCHOR_ARN`, `PROFILE_ARN`) are read as fallbacks in config.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// AWS credentials through IAM Roles Anywhere, with Vault or OpenBao as the certificate authority.
+#[derive(Parser, Debug)]
+#[command(
+    name = "iamra-bootstrap",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print credential_process JSON for ~/.aws/config (from local files, or from Vault).
+    CredentialProcess(CredentialProcessArgs),
+    /// Init container: Vault login, key, certificate, session, credentials file; then exit.
+    Init(InitArgs),
+    /// Sidecar: keep credentials fresh, serve them (ECS endpoint, optional IMDSv2), rewrite the file.
+    Serve(ServeArgs),
+}
+
+/// Flags shared with `aws_signing_helper` for the session itself.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RolesAnywhereArgs {
+    /// Trust anchor ARN [fallback env: ANCHOR_ARN]
+    #[arg(long, env = "IAMRA_TRUST_ANCHOR_ARN", value_name = "ARN")]
+    pub trust_anchor_arn: Option<String>,
+    /// Profile ARN [fallback env: PROFILE_ARN]
+    #[arg(long, env = "IAMRA_PROFILE_ARN", value_name = "ARN")]
+    pub profile_arn: Option<String>,
+    /// Role ARN to assume [fallback env: ROLE_ARN]
+    #[arg(long, env = "IAMRA_ROLE_ARN", value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Session duration in seconds, 900 to 43200
+    #[arg(
+        long,
+        env = "IAMRA_SESSION_DURATION",
+        value_name = "SECONDS",
+        default_value_t = 3600
+    )]
+    pub session_duration: u32,
+    /// Signing region [default: the trust anchor ARN's region]
+    #[arg(long, env = "IAMRA_REGION")]
+    pub region: Option<String>,
+    /// Roles Anywhere endpoint URL (http allowed, for tests) [fallback env: AWS_ENDPOINT_URL_ROLESANYWHERE]
+    #[arg(long, env = "IAMRA_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Role session name (the profile must accept one)
+    #[arg(long, env = "IAMRA_ROLE_SESSION_NAME", value_name = "NAME")]
+    pub role_session_name: Option<String>,
+    /// Do not verify the Roles Anywhere endpoint's TLS certificate
+    #[arg(long, env = "IAMRA_NO_VERIFY_SSL", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_verify_ssl: bool,
+    /// Use HTTPS_PROXY/HTTP_PROXY/NO_PROXY for Roles Anywhere calls
+    #[arg(long, env = "IAMRA_WITH_PROXY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub with_proxy: bool,
+    /// Log each step, the canonical request and the string to sign to stderr (never secrets)
+    #[arg(long, env = "IAMRA_DEBUG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub debug: bool,
+}
+
+/// Vault login methods.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    /// ServiceAccount token through auth/kubernetes (TokenReview)
+    #[default]
+    Kubernetes,
+    /// ServiceAccount (or any) JWT through auth/jwt
+    Jwt,
+    /// Role id and secret id through auth/approle
+    Approle,
+    /// An existing token from VAULT_TOKEN
+    Token,
+}
+
+/// How Vault PKI produces the certificate.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PkiMode {
+    /// Our CSR, key generated in memory (the key never leaves the process)
+    #[default]
+    Sign,
+    /// Vault generates key and certificate (for a Vault that only allows issue)
+    Issue,
+}
+
+/// Key types for the generated key.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyType {
+    /// EC P-256
+    #[default]
+    EcP256,
+    /// EC P-384
+    EcP384,
+    /// RSA 2048
+    Rsa2048,
+    /// RSA 3072
+    Rsa3072,
+    /// RSA 4096
+    Rsa4096,
+}
+
+/// Where the certificate comes from when it comes from Vault.
+#[derive(Args, Debug, Clone, Default)]
+pub struct VaultArgs {
+    /// Vault address [fallback env: VAULT_ADDR] [default: https://127.0.0.1:8200]
+    #[arg(long, env = "IAMRA_VAULT_ADDR", value_name = "URL")]
+    pub vault_addr: Option<String>,
+    /// Vault auth method
+    #[arg(long, env = "IAMRA_VAULT_AUTH", value_enum, default_value_t = AuthMethod::Kubernetes)]
+    pub vault_auth: AuthMethod,
+    /// Auth mount path [default: the method's name]
+    #[arg(long, env = "IAMRA_VAULT_AUTH_MOUNT", value_name = "PATH")]
+    pub vault_auth_mount: Option<String>,
+    /// Vault auth role (kubernetes, jwt) [fallback env: VAULT_ROLE]
+    #[arg(long, env = "IAMRA_VAULT_ROLE", value_name = "ROLE")]
+    pub vault_role: Option<String>,
+    /// ServiceAccount token (or JWT) file, re-read at every login
+    #[arg(
+        long,
+        env = "IAMRA_SERVICE_ACCOUNT_TOKEN_FILE",
+        value_name = "PATH",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub service_account_token_file: PathBuf,
+    /// AppRole role id
+    #[arg(long, env = "IAMRA_APPROLE_ROLE_ID", value_name = "ID")]
+    pub approle_role_id: Option<String>,
+    /// File holding the AppRole secret id
+    #[arg(long, env = "IAMRA_APPROLE_SECRET_ID_FILE", value_name = "PATH")]
+    pub approle_secret_id_file: Option<PathBuf>,
+    /// PKI secrets engine mount
+    #[arg(
+        long,
+        env = "IAMRA_PKI_MOUNT",
+        value_name = "PATH",
+        default_value = "pki_int"
+    )]
+    pub pki_mount: String,
+    /// PKI role
+    #[arg(long, env = "IAMRA_PKI_ROLE", value_name = "ROLE")]
+    pub pki_role: Option<String>,
+    /// sign (CSR, key stays here) or issue (Vault makes the key)
+    #[arg(long, env = "IAMRA_PKI_MODE", value_enum, default_value_t = PkiMode::Sign)]
+    pub pki_mode: PkiMode,
+    /// Certificate common name [fallback env: VAULT_CERT_CN] [default: <sa>.<namespace>.workload.internal from the ServiceAccount]
+    #[arg(long, env = "IAMRA_COMMON_NAME", value_name = "CN")]
+    pub common_name: Option<String>,
+    /// Type of the key generated in memory
+    #[arg(long, env = "IAMRA_KEY_TYPE", value_enum, default_value_t = KeyType::EcP256)]
+    pub key_type: KeyType,
+    /// Certificate lifetime asked of Vault (e.g. 1h, 30m)
+    #[arg(
+        long,
+        env = "IAMRA_CERT_TTL",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
+    pub cert_ttl: String,
+    /// Do not revoke the Vault token after use
+    #[arg(long, env = "IAMRA_KEEP_VAULT_TOKEN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub keep_vault_token: bool,
+    /// Overall deadline for retries (Vault and Roles Anywhere), e.g. 2m, 90s
+    #[arg(
+        long,
+        env = "IAMRA_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "2m"
+    )]
+    pub timeout: String,
+}
+
+/// Logging.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log format
+    #[arg(long, env = "IAMRA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log level (error, warn, info, debug)
+    #[arg(
+        long,
+        env = "IAMRA_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+/// Log formats.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines
+    Text,
+    /// One JSON object per line
+    Json,
+}
+
+/// `credential-process`.
+#[derive(Args, Debug)]
+pub struct CredentialProcessArgs {
+    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates)
+    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
+    pub certificate: Option<PathBuf>,
+    /// Private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC), PEM or DER
+    #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
+    pub private_key: Option<PathBuf>,
+    /// Intermediate certificates, PEM bundle, nearest issuer first
+    #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
+    pub intermediates: Option<PathBuf>,
+    /// Do not read or write the credentials cache
+    #[arg(long, env = "IAMRA_NO_CACHE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_cache: bool,
+    /// Cache folder [default: $XDG_CACHE_HOME/iamra-bootstrap]
+    #[arg(long, env = "IAMRA_CACHE_DIR", value_name = "PATH")]
+    pub cache_dir: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub ra: RolesAnywhereArgs,
+    #[command(flatten, next_help_heading = "Vault (when no --certificate is given)")]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+}
+
+/// Where `init` and `serve` write.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Credentials file [fallback env: AWS_SHARED_CREDENTIALS_FILE] [default: ~/.aws/credentials]
+    #[arg(long, env = "IAMRA_CREDENTIALS_FILE", value_name = "PATH")]
+    pub credentials_file: Option<PathBuf>,
+    /// Profile name in the credentials file
+    #[arg(long, env = "IAMRA_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Also record the region for the profile in this AWS config file
+    #[arg(long, env = "IAMRA_CONFIG_FILE", value_name = "PATH")]
+    pub config_file: Option<PathBuf>,
+    /// Where Kubernetes reads the failure reason (written only when writable)
+    #[arg(
+        long,
+        env = "IAMRA_TERMINATION_LOG",
+        value_name = "PATH",
+        default_value = "/dev/termination-log"
+    )]
+    pub termination_log: PathBuf,
+}
+
+/// `init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Check the credentials with STS GetCallerIdentity and log the assumed role
+    #[arg(long, env = "IAMRA_VERIFY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub verify: bool,
+    /// STS endpoint for --verify [default: https://sts.<region>.amazonaws.com]
+    #[arg(long, env = "IAMRA_STS_ENDPOINT", value_name = "URL")]
+    pub sts_endpoint: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log: LogArgs,
+    #[command(flatten, next_help_heading = "Roles Anywhere")]
+    #[allow(missing_docs)]
+    pub ra: RolesAnywhereArgs,
+    #[command(flatten, next_help_heading = "Vault")]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+}
+
+/// `serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address for the credentials, health and metrics endpoints (IPv6: [::1]:9911)
+    #[arg(
+        long,
+        env = "IAMRA_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:9911"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// Write a random token here (0600, no newline); /v1/credentials requires it
+    #[arg(long, env = "IAMRA_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+    /// Also serve IMDSv2 (token, role listing, credentials) on the same address
+    #[arg(long, env = "IAMRA_IMDS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub imds: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log: LogArgs,
+    #[command(flatten, next_help_heading = "Roles Anywhere")]
+    #[allow(missing_docs)]
+    pub ra: RolesAnywhereArgs,
+    #[command(flatten, next_help_heading = "Vault")]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+}

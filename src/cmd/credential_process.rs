@@ -1,0 +1,132 @@
+//! `credential-process`: print credential_process JSON on stdout, from local certificate files
+//! or from Vault, through the cache unless `--no-cache`. Flag-compatible with
+//! `aws_signing_helper credential-process`.
+
+use std::io::Write;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+
+use crate::aws::cache::{Cache, KeyBuilder};
+use crate::aws::process_json;
+use crate::cli::CredentialProcessArgs;
+use crate::config::{ConfigError, Env, RolesAnywhereConfig, VaultConfig, parse_duration};
+use crate::error::Error;
+use crate::material;
+use crate::source;
+use crate::vault::VaultClient;
+
+/// Runs the command.
+pub async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error> {
+    let ra = RolesAnywhereConfig::new(&args.ra, env)?;
+    let timeout =
+        parse_duration(&args.vault.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))?;
+    let deadline = Instant::now() + timeout;
+    let client = ra.session_client()?;
+
+    let mut key = KeyBuilder::new()
+        .add("trust_anchor", ra.target.trust_anchor.raw.as_bytes())
+        .add("profile", ra.target.profile.raw.as_bytes())
+        .add("role", ra.target.role.raw.as_bytes())
+        .add("region", ra.target.region.as_bytes())
+        .add(
+            "endpoint",
+            format!("{}{}", ra.endpoint.origin, ra.endpoint.path).as_bytes(),
+        )
+        .add("duration", &ra.params.duration_seconds.to_be_bytes())
+        .add(
+            "session_name",
+            ra.params
+                .role_session_name
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        );
+
+    enum Src {
+        Files(material::Identity),
+        Vault(VaultConfig),
+    }
+    let src = match (&args.certificate, &args.private_key) {
+        (Some(cert), Some(pk)) => {
+            let id = material::load_files(
+                cert,
+                args.intermediates.as_deref(),
+                pk,
+                OffsetDateTime::now_utc(),
+            )?;
+            key = key.add("leaf", &id.leaf_der);
+            for c in &id.chain_der {
+                key = key.add("chain", c);
+            }
+            key = key.add("public_key", &id.key.public_key_bits());
+            Src::Files(id)
+        }
+        (Some(_), None) => {
+            return Err(ConfigError("missing --private-key for --certificate".into()).into());
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError("missing --certificate for --private-key".into()).into());
+        }
+        (None, None) => {
+            if args.vault.pki_role.is_none()
+                && args.vault.vault_addr.is_none()
+                && env.var("VAULT_ADDR").is_none()
+            {
+                return Err(ConfigError(
+                    "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault)".into(),
+                )
+                .into());
+            }
+            let v = VaultConfig::new(&args.vault, env)?;
+            key = key.add("vault", v.describe().as_bytes());
+            Src::Vault(v)
+        }
+    };
+
+    let create = || async {
+        match &src {
+            Src::Files(id) => Ok(client.create_session(id, deadline).await?.credentials),
+            Src::Vault(v) => {
+                let vc = VaultClient::new(v, deadline).map_err(Error::Other)?;
+                let got = source::from_vault(v, &vc).await?;
+                let result = client.create_session(&got.identity, deadline).await;
+                if let Some(tok) = &got.token_to_revoke {
+                    source::revoke(&vc, tok).await;
+                }
+                Ok::<_, Error>(result?.credentials)
+            }
+        }
+    };
+    let creds = if args.no_cache {
+        create().await?
+    } else {
+        match cache_dir(&args, env) {
+            Some(dir) => {
+                Cache { dir }
+                    .get_or_create(&key.finish(), OffsetDateTime::now_utc, create)
+                    .await?
+            }
+            None => create().await?,
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(process_json::to_json(&creds).as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))
+}
+
+fn cache_dir(args: &CredentialProcessArgs, env: &dyn Env) -> Option<std::path::PathBuf> {
+    if let Some(d) = &args.cache_dir {
+        return Some(d.clone());
+    }
+    let base = env
+        .var("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            env.var("HOME")
+                .map(|h| std::path::Path::new(&h).join(".cache"))
+        })
+        .or_else(dirs::cache_dir)?;
+    Some(base.join("iamra-bootstrap"))
+}

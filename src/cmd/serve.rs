@@ -1,0 +1,3 @@
+//! `serve`: see [`crate::serve`].
+
+pub use crate::serve::run;
