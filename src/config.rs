@@ -203,6 +203,7 @@ impl RolesAnywhereConfig {
             target: self.target.clone(),
             params: self.params.clone(),
             debug: self.debug,
+            max_attempts: None,
         })
     }
 }

@@ -5,8 +5,10 @@
 //! given (replacing the public roots, as Vault's Go client does). Proxies from the environment
 //! are used only when asked (`--with-proxy` for AWS, as the reference helper does).
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -145,4 +147,20 @@ pub fn describe(e: &reqwest::Error) -> String {
         msg.push_str(&l);
     }
     msg
+}
+
+static NETWORK_MICROS: AtomicU64 = AtomicU64::new(0);
+
+/// Awaits `f` (a request and its response body), adding the time to [`network_ms`].
+pub async fn timed<F: Future>(f: F) -> F::Output {
+    let t = Instant::now();
+    let out = f.await;
+    NETWORK_MICROS.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+    out
+}
+
+/// Milliseconds this process has spent waiting on HTTP calls (the benchmark subtracts it from
+/// the wall time to get the tool's own cost).
+pub fn network_ms() -> f64 {
+    NETWORK_MICROS.load(Ordering::Relaxed) as f64 / 1000.0
 }

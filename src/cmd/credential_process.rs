@@ -16,13 +16,18 @@ use crate::material;
 use crate::source;
 use crate::vault::VaultClient;
 
+/// CreateSession attempts before giving up (AWS SDKs' standard retryer makes 3).
+const MAX_ATTEMPTS: u32 = 5;
+
 /// Runs the command.
 pub async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error> {
     let ra = RolesAnywhereConfig::new(&args.ra, env)?;
     let timeout =
         parse_duration(&args.vault.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))?;
     let deadline = Instant::now() + timeout;
-    let client = ra.session_client()?;
+    let mut client = ra.session_client()?;
+    // An SDK is waiting (Go v2 kills the process after a minute): a few quick retries only.
+    client.max_attempts = Some(MAX_ATTEMPTS);
 
     let mut key = KeyBuilder::new()
         .add("trust_anchor", ra.target.trust_anchor.raw.as_bytes())

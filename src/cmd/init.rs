@@ -129,6 +129,7 @@ pub async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     }
     tracing::info!(
         total_ms = ms_since(start),
+        network_ms = crate::http::network_ms(),
         assumed_role = assumed.as_deref().unwrap_or("-"),
         expiration = %creds.expiration_rfc3339(),
         "credentials ready"

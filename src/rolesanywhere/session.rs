@@ -127,6 +127,9 @@ pub struct SessionClient {
     pub params: SessionParams,
     /// Print the canonical request and string to sign (`--debug`).
     pub debug: bool,
+    /// Give up after this many attempts even before the deadline (`credential-process`:
+    /// SDKs wait on it; `init` and `serve` retry until the deadline).
+    pub max_attempts: Option<u32>,
 }
 
 const BASE_DELAY: Duration = Duration::from_millis(200);
@@ -163,7 +166,8 @@ impl SessionClient {
                 Err(e) => (crate::http::describe(&e), None),
             };
             tracing::warn!(attempt = backoff.attempts(), error = %failure, "CreateSession failed, will retry");
-            if !backoff.wait(retry_after).await {
+            let out_of_attempts = self.max_attempts.is_some_and(|m| backoff.attempts() >= m);
+            if out_of_attempts || !backoff.wait(retry_after).await {
                 return Err(SessionError::GaveUp {
                     attempts: backoff.attempts(),
                     last: failure,
@@ -178,10 +182,13 @@ impl SessionClient {
         for (k, v) in &req.headers {
             rb = rb.header(*k, v);
         }
-        let resp = rb.body(req.body.clone()).send().await?;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp.bytes().await?;
+        let (status, headers, body) = crate::http::timed(async {
+            let resp = rb.body(req.body.clone()).send().await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
+        })
+        .await?;
         if status.is_success() {
             return Ok(parse_success(&body).map_err(Attempt::Fatal));
         }

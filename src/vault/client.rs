@@ -139,13 +139,17 @@ impl VaultClient {
             if let Some(ns) = &self.namespace {
                 rb = rb.header("X-Vault-Namespace", ns);
             }
-            let (failure, retry_after) = match rb.send().await {
+            let sent = crate::http::timed(async {
+                let resp = rb.send().await?;
+                let status = resp.status().as_u16();
+                let retry_after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
+                let text = resp.text().await?;
+                Ok::<_, reqwest::Error>((status, retry_after, text))
+            })
+            .await;
+            let (failure, retry_after) = match sent {
                 Err(e) => (format!("{url}: {}", crate::http::describe(&e)), None),
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after =
-                        parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
-                    let text = resp.text().await.unwrap_or_default();
+                Ok((status, retry_after, text)) => {
                     if (200..300).contains(&status) {
                         if text.trim().is_empty() {
                             return Ok(Value::Null);
