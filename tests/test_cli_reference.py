@@ -1,0 +1,32 @@
+"""The README's flag and env reference (docs/reference.md) is the binary's own --help, and every
+option the contract names is there, with its environment variable."""
+import os
+import pathlib
+import re
+import subprocess
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def test_reference_matches_help(iamra_bin, tmp_path):
+    out = tmp_path / "reference.md"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "IAMRA_BIN": str(iamra_bin), "OUT": str(out)}
+    subprocess.run(["bash", str(ROOT / "scripts/gen-reference.sh")], env=env, check=True,
+                   capture_output=True)
+    assert out.read_text() == (ROOT / "docs/reference.md").read_text(), (
+        "docs/reference.md is stale: run scripts/gen-reference.sh")
+
+
+def test_every_contract_option_is_documented():
+    contract = (ROOT / "docs/cli-contract.md").read_text()
+    reference = " ".join((ROOT / "docs/reference.md").read_text().split())
+    flags = set(re.findall(r"`(--[a-z0-9-]+)`", contract))
+    envs = set(re.findall(r"`(IAMRA_[A-Z0-9_]+)`", contract))
+    assert len(flags) > 30 and len(envs) > 30
+    for flag in flags:
+        assert flag in reference, flag
+    for env in envs:
+        assert f"[env: {env}=" in reference, env
+    for legacy in ("ANCHOR_ARN", "PROFILE_ARN", "ROLE_ARN", "VAULT_ADDR", "VAULT_ROLE", "VAULT_CERT_CN",
+                   "AWS_ENDPOINT_URL_ROLESANYWHERE", "AWS_SHARED_CREDENTIALS_FILE"):
+        assert f"fallback env: {legacy}" in reference, legacy
