@@ -102,14 +102,19 @@ pub enum PkiMode {
 pub enum KeyType {
     /// EC P-256
     #[default]
+    #[value(name = "ec-p256")]
     EcP256,
     /// EC P-384
+    #[value(name = "ec-p384")]
     EcP384,
     /// RSA 2048
+    #[value(name = "rsa-2048")]
     Rsa2048,
     /// RSA 3072
+    #[value(name = "rsa-3072")]
     Rsa3072,
     /// RSA 4096
+    #[value(name = "rsa-4096")]
     Rsa4096,
 }
 
