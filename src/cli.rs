@@ -204,6 +204,13 @@ pub struct LogArgs {
     pub log_level: String,
 }
 
+impl LogArgs {
+    /// `--log-level`, raised to `debug` by `--debug`.
+    pub fn effective_level(&self, debug: bool) -> &str {
+        if debug { "debug" } else { &self.log_level }
+    }
+}
+
 /// Log formats.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

@@ -76,25 +76,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             rt.block_on(cmd::credential_process::run(a, &env as &dyn Env))
         }
         Command::Init(a) => {
-            logging::init(
-                a.log.log_format,
-                if a.ra.debug {
-                    "debug"
-                } else {
-                    &a.log.log_level
-                },
-            )?;
+            logging::init(a.log.log_format, a.log.effective_level(a.ra.debug))?;
             rt.block_on(cmd::init::run(a, &env))
         }
         Command::Serve(a) => {
-            logging::init(
-                a.log.log_format,
-                if a.ra.debug {
-                    "debug"
-                } else {
-                    &a.log.log_level
-                },
-            )?;
+            logging::init(a.log.log_format, a.log.effective_level(a.ra.debug))?;
             rt.block_on(cmd::serve::run(a, &env))
         }
     }

@@ -154,8 +154,8 @@ impl SessionClient {
             );
             if self.debug {
                 tracing::debug!(
-                    canonical_request = %req.canonical_request,
-                    string_to_sign = %req.string_to_sign,
+                    canonical_request = ?req.canonical_request,
+                    string_to_sign = ?req.string_to_sign,
                     "signed CreateSession"
                 );
             }
