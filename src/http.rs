@@ -149,6 +149,21 @@ pub fn describe(e: &reqwest::Error) -> String {
     msg
 }
 
+/// The TLS certificate problem behind `e`, if any: retrying cannot fix those. reqwest boxes
+/// the rustls error where a downcast cannot reach it, so rustls's own text is matched
+/// (`tests/test_vault_tls_and_sources.py` guards it).
+pub fn certificate_failure(e: &reqwest::Error) -> Option<String> {
+    use std::error::Error as _;
+    let mut src = e.source();
+    while let Some(s) = src {
+        if let Some(rest) = s.to_string().strip_prefix("invalid peer certificate: ") {
+            return Some(rest.to_string());
+        }
+        src = s.source();
+    }
+    None
+}
+
 static NETWORK_MICROS: AtomicU64 = AtomicU64::new(0);
 
 /// Awaits `f` (a request and its response body), adding the time to [`network_ms`].

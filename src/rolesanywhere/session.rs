@@ -44,6 +44,13 @@ pub enum SessionError {
         /// The endpoint.
         url: String,
     },
+    /// The endpoint's TLS certificate was refused.
+    Tls {
+        /// The endpoint.
+        url: String,
+        /// What rustls said.
+        why: String,
+    },
     /// A 2xx that is not a usable CreateSession response.
     BadResponse(String),
 }
@@ -67,6 +74,10 @@ impl fmt::Display for SessionError {
             } => write!(
                 f,
                 "Roles Anywhere CreateSession at {url} failed after {attempts} attempts ({last}); check network access to the endpoint and retry later"
+            ),
+            SessionError::Tls { url, why } => write!(
+                f,
+                "the TLS certificate of {url} was refused ({why}); check --endpoint and any TLS-intercepting proxy (--no-verify-ssl only for tests)"
             ),
             SessionError::BadResponse(why) => {
                 write!(f, "unexpected CreateSession response: {why}")
@@ -163,7 +174,15 @@ impl SessionClient {
                 Ok(Ok(session)) => return Ok(session),
                 Ok(Err(Attempt::Fatal(e))) => return Err(e),
                 Ok(Err(Attempt::Retry(why, ra))) => (why, ra),
-                Err(e) => (crate::http::describe(&e), None),
+                Err(e) => {
+                    if let Some(why) = crate::http::certificate_failure(&e) {
+                        return Err(SessionError::Tls {
+                            url: format!("{}{}", self.endpoint.origin, self.endpoint.path),
+                            why,
+                        });
+                    }
+                    (crate::http::describe(&e), None)
+                }
             };
             tracing::warn!(attempt = backoff.attempts(), error = %failure, "CreateSession failed, will retry");
             let out_of_attempts = self.max_attempts.is_some_and(|m| backoff.attempts() >= m);

@@ -5,7 +5,8 @@
 //! Every error is `{"errors":["…"]}`. Retried with capped exponential backoff and full
 //! jitter until the overall deadline: connection failures (Vault not up yet, DNS not ready),
 //! 5xx (503 = sealed or standby), 412 and 429 (its `Retry-After` honoured). Not retried:
-//! 400, 403, 404 and other 4xx, which fail at once with Vault's own text.
+//! 400, 403, 404 and other 4xx, which fail at once with Vault's own text, nor a refused TLS
+//! certificate.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -47,6 +48,13 @@ pub enum VaultError {
         /// What is missing.
         why: String,
     },
+    /// Vault's TLS certificate was refused.
+    Tls {
+        /// The URL.
+        url: String,
+        /// What rustls said.
+        why: String,
+    },
     /// A local input (token file, secret id file) could not be used.
     Input(String),
 }
@@ -73,6 +81,10 @@ impl fmt::Display for VaultError {
             VaultError::BadResponse { op, why } => {
                 write!(f, "Vault {op}: unexpected answer: {why}")
             }
+            VaultError::Tls { url, why } => write!(
+                f,
+                "Vault's TLS certificate at {url} was refused ({why}); set VAULT_CACERT or VAULT_CAPATH to Vault's CA (VAULT_SKIP_VERIFY=true only for tests)"
+            ),
             VaultError::Input(why) => f.write_str(why),
         }
     }
@@ -148,7 +160,12 @@ impl VaultClient {
             })
             .await;
             let (failure, retry_after) = match sent {
-                Err(e) => (format!("{url}: {}", crate::http::describe(&e)), None),
+                Err(e) => {
+                    if let Some(why) = crate::http::certificate_failure(&e) {
+                        return Err(VaultError::Tls { url, why });
+                    }
+                    (format!("{url}: {}", crate::http::describe(&e)), None)
+                }
                 Ok((status, retry_after, text)) => {
                     if (200..300).contains(&status) {
                         if text.trim().is_empty() {
