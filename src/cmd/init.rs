@@ -6,35 +6,27 @@ use std::time::Instant;
 
 use crate::aws::credentials::Credentials;
 use crate::aws::{credentials_file, sts};
-use crate::cli::{InitArgs, OutputArgs, RolesAnywhereArgs, VaultArgs};
+use crate::cli::{InitArgs, RolesAnywhereArgs, VaultArgs};
 use crate::config::{Env, OutputConfig, RolesAnywhereConfig, VaultConfig};
 use crate::error::Error;
 use crate::source::{self, ms_since};
 use crate::vault::VaultClient;
 
-/// Validated `init` configuration.
+/// Where credentials come from, validated: Vault, then Roles Anywhere (shared with `serve`).
 #[derive(Debug)]
 pub struct InitConfig {
     /// Session.
     pub ra: RolesAnywhereConfig,
     /// Vault.
     pub vault: VaultConfig,
-    /// Output.
-    pub output: OutputConfig,
 }
 
 impl InitConfig {
     /// Validates everything before any network call.
-    pub fn new(
-        ra: &RolesAnywhereArgs,
-        vault: &VaultArgs,
-        output: &OutputArgs,
-        env: &dyn Env,
-    ) -> Result<Self, Error> {
+    pub fn new(ra: &RolesAnywhereArgs, vault: &VaultArgs, env: &dyn Env) -> Result<Self, Error> {
         Ok(InitConfig {
             ra: RolesAnywhereConfig::new(ra, env)?,
             vault: VaultConfig::new(vault, env)?,
-            output: OutputConfig::new(output, env)?,
         })
     }
 }
@@ -109,11 +101,12 @@ pub fn write_output(out: &OutputConfig, region: &str, creds: &Credentials) -> Re
 /// Runs the command.
 pub async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     let start = Instant::now();
-    let cfg = InitConfig::new(&args.ra, &args.vault, &args.output, env)?;
+    let cfg = InitConfig::new(&args.ra, &args.vault, env)?;
+    let output = OutputConfig::new(&args.output, env)?;
     let deadline = start + cfg.vault.timeout;
     let got = obtain(&cfg, deadline).await?;
     let (creds, assumed) = (got.credentials, got.assumed_role_arn);
-    write_output(&cfg.output, &cfg.ra.target.region, &creds)?;
+    write_output(&output, &cfg.ra.target.region, &creds)?;
     if args.verify {
         let t = Instant::now();
         let endpoint = args.sts_endpoint.clone().unwrap_or_else(|| {

@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use crate::aws::credentials::Credentials;
 use crate::cli::ServeArgs;
 use crate::cmd::init::{InitConfig, obtain, write_output};
-use crate::config::{ConfigError, Env};
+use crate::config::{ConfigError, Env, OutputConfig};
 use crate::error::Error;
 use crate::fsutil;
 use crate::retry::{Backoff, random_unit};
@@ -68,9 +68,13 @@ impl Shared {
 
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
-    let write_file = args.output.credentials_file.is_some();
-    let cfg = InitConfig::new(&args.ra, &args.vault, &args.output, env)?;
-    if args.auth_token_file.is_none() && !args.imds && !write_file {
+    let cfg = InitConfig::new(&args.ra, &args.vault, env)?;
+    // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
+    let output = match args.output.credentials_file {
+        Some(_) => Some(OutputConfig::new(&args.output, env)?),
+        None => None,
+    };
+    if args.auth_token_file.is_none() && !args.imds && output.is_none() {
         return Err(ConfigError(
             "nothing to serve: pass --auth-token-file (ECS endpoint), --imds, or --credentials-file".into(),
         )
@@ -112,13 +116,13 @@ pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
     });
     tracing::info!(listen = %args.listen, imds = args.imds, ecs = shared.token.is_some(), "serving");
 
-    let refresher = tokio::spawn(refresh_loop(cfg, write_file, shared.clone()));
+    let refresher = tokio::spawn(refresh_loop(cfg, output, shared.clone()));
     let result = accept_loop(listener, shared, args.listen).await;
     refresher.abort();
     result
 }
 
-async fn refresh_loop(cfg: InitConfig, write_file: bool, shared: Arc<Shared>) {
+async fn refresh_loop(cfg: InitConfig, output: Option<OutputConfig>, shared: Arc<Shared>) {
     let mut failures = Backoff::new(
         Duration::from_secs(1),
         Duration::from_secs(60),
@@ -128,9 +132,8 @@ async fn refresh_loop(cfg: InitConfig, write_file: bool, shared: Arc<Shared>) {
         let started = OffsetDateTime::now_utc();
         let wait = match obtain(&cfg, Instant::now() + cfg.vault.timeout).await {
             Ok(got) => {
-                if write_file
-                    && let Err(e) =
-                        write_output(&cfg.output, &cfg.ra.target.region, &got.credentials)
+                if let Some(out) = &output
+                    && let Err(e) = write_output(out, &cfg.ra.target.region, &got.credentials)
                 {
                     tracing::warn!(error = %e, "could not rewrite the credentials file");
                 }
