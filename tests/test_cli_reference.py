@@ -30,3 +30,16 @@ def test_every_contract_option_is_documented():
     for legacy in ("ANCHOR_ARN", "PROFILE_ARN", "ROLE_ARN", "VAULT_ADDR", "VAULT_ROLE", "VAULT_CERT_CN",
                    "AWS_ENDPOINT_URL_ROLESANYWHERE", "AWS_SHARED_CREDENTIALS_FILE"):
         assert f"fallback env: {legacy}" in reference, legacy
+
+
+def test_manifests_and_docs_use_only_known_variables():
+    """A misspelt IAMRA_* in a manifest or a README would be silently ignored by the binary."""
+    reference = (ROOT / "docs/reference.md").read_text()
+    known = set(re.findall(r"\[env: (IAMRA_[A-Z0-9_]+)=", reference))
+    sources = [*ROOT.glob("manifests/**/*.yaml"), ROOT / "README.md", *ROOT.glob("*/README.md"),
+               ROOT / "scripts/demo.sh", ROOT / "vault/dev.sh"]
+    for path in sources:
+        for name in set(re.findall(r"\bIAMRA_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())):
+            if name in ("IAMRA_BIN", "IAMRA_IMAGE") or name.startswith("IAMRA_DEV_"):
+                continue  # test and dev-script settings, not the binary's
+            assert name in known, f"{path.relative_to(ROOT)}: {name} is not an option of the binary"
