@@ -1,15 +1,18 @@
-//! The identity step shared by every command: a checked [`Identity`] from local files, or
-//! from Vault (login, key generated in memory, CSR signed by PKI), with each step timed.
+//! The identity step shared by every command that uses Vault: login, key generated in memory,
+//! CSR signed by PKI, a checked [`Identity`], then the Roles Anywhere session and the token
+//! revoked; each step timed in the logs.
 
 use std::time::Instant;
 
 use time::OffsetDateTime;
 
+use crate::aws::credentials::Credentials;
 use crate::cli::PkiMode;
 use crate::config::VaultConfig;
 use crate::error::Error;
 use crate::keygen;
 use crate::material::Identity;
+use crate::rolesanywhere::session::SessionClient;
 use crate::secret::Secret;
 use crate::vault::login::{self, default_common_name};
 use crate::vault::{VaultClient, pki};
@@ -19,17 +22,59 @@ pub fn ms_since(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// One round of the whole flow.
+#[derive(Debug)]
+pub struct Obtained {
+    /// The credentials.
+    pub credentials: Credentials,
+    /// `assumedRoleUser.arn`.
+    pub assumed_role_arn: Option<String>,
+    /// The certificate's notAfter.
+    pub cert_not_after: OffsetDateTime,
+}
+
+/// Vault, then Roles Anywhere through `session`, then the Vault token revoked (whatever the
+/// session's outcome), all before `deadline`.
+pub async fn session_from_vault(
+    session: &SessionClient,
+    vault_cfg: &VaultConfig,
+    deadline: Instant,
+) -> Result<Obtained, Error> {
+    let vault = VaultClient::new(vault_cfg, deadline).map_err(Error::Other)?;
+    let got = from_vault(vault_cfg, &vault).await?;
+    let t = Instant::now();
+    let result = session.create_session(&got.identity, deadline).await;
+    if let Ok(s) = &result {
+        tracing::info!(
+            step = "create_session",
+            duration_ms = ms_since(t),
+            expiration = %s.credentials.expiration_rfc3339(),
+            access_key_id = %s.credentials.access_key_id,
+            "created the Roles Anywhere session"
+        );
+    }
+    if let Some(tok) = &got.token_to_revoke {
+        revoke(&vault, tok).await;
+    }
+    let s = result?;
+    Ok(Obtained {
+        credentials: s.credentials,
+        assumed_role_arn: s.assumed_role_arn,
+        cert_not_after: got.identity.not_after,
+    })
+}
+
 /// A certificate from Vault and the token that obtained it.
 #[derive(Debug)]
-pub struct FromVault {
+struct FromVault {
     /// The checked identity.
-    pub identity: Identity,
+    identity: Identity,
     /// The token to revoke when done (`None` when it was given to us).
-    pub token_to_revoke: Option<Secret>,
+    token_to_revoke: Option<Secret>,
 }
 
 /// Logs in to Vault and obtains a certificate per `cfg`.
-pub async fn from_vault(cfg: &VaultConfig, client: &VaultClient) -> Result<FromVault, Error> {
+async fn from_vault(cfg: &VaultConfig, client: &VaultClient) -> Result<FromVault, Error> {
     let t = Instant::now();
     let login = login::login(client, &cfg.auth).await?;
     tracing::info!(
@@ -106,7 +151,7 @@ async fn certificate(
 }
 
 /// Revokes `token`, logging (not failing) on error.
-pub async fn revoke(client: &VaultClient, token: &Secret) {
+async fn revoke(client: &VaultClient, token: &Secret) {
     let t = Instant::now();
     match login::revoke_self(client, token).await {
         Ok(()) => tracing::info!(

@@ -14,7 +14,6 @@ use crate::config::{ConfigError, Env, RolesAnywhereConfig, VaultConfig, parse_du
 use crate::error::Error;
 use crate::material;
 use crate::source;
-use crate::vault::VaultClient;
 
 /// CreateSession attempts before giving up (AWS SDKs' standard retryer makes 3).
 const MAX_ATTEMPTS: u32 = 5;
@@ -91,16 +90,12 @@ pub async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error
 
     let create = || async {
         match &src {
-            Src::Files(id) => Ok(client.create_session(id, deadline).await?.credentials),
-            Src::Vault(v) => {
-                let vc = VaultClient::new(v, deadline).map_err(Error::Other)?;
-                let got = source::from_vault(v, &vc).await?;
-                let result = client.create_session(&got.identity, deadline).await;
-                if let Some(tok) = &got.token_to_revoke {
-                    source::revoke(&vc, tok).await;
-                }
-                Ok::<_, Error>(result?.credentials)
+            Src::Files(id) => {
+                Ok::<_, Error>(client.create_session(id, deadline).await?.credentials)
             }
+            Src::Vault(v) => Ok(source::session_from_vault(&client, v, deadline)
+                .await?
+                .credentials),
         }
     };
     let creds = if args.no_cache {
@@ -131,7 +126,6 @@ fn cache_dir(args: &CredentialProcessArgs, env: &dyn Env) -> Option<std::path::P
         .or_else(|| {
             env.var("HOME")
                 .map(|h| std::path::Path::new(&h).join(".cache"))
-        })
-        .or_else(dirs::cache_dir)?;
+        })?;
     Some(base.join("iamra-bootstrap"))
 }

@@ -10,7 +10,6 @@ use crate::cli::{InitArgs, RolesAnywhereArgs, VaultArgs};
 use crate::config::{Env, OutputConfig, RolesAnywhereConfig, VaultConfig};
 use crate::error::Error;
 use crate::source::{self, ms_since};
-use crate::vault::VaultClient;
 
 /// Where credentials come from, validated: Vault, then Roles Anywhere (shared with `serve`).
 #[derive(Debug)]
@@ -29,44 +28,6 @@ impl InitConfig {
             vault: VaultConfig::new(vault, env)?,
         })
     }
-}
-
-/// One round of the flow's result.
-#[derive(Debug)]
-pub struct Obtained {
-    /// The credentials.
-    pub credentials: Credentials,
-    /// `assumedRoleUser.arn`.
-    pub assumed_role_arn: Option<String>,
-    /// The certificate's notAfter.
-    pub cert_not_after: time::OffsetDateTime,
-}
-
-/// Obtains one set of credentials: Vault, then Roles Anywhere, then the token revoked.
-pub async fn obtain(cfg: &InitConfig, deadline: Instant) -> Result<Obtained, Error> {
-    let client = cfg.ra.session_client()?;
-    let vault = VaultClient::new(&cfg.vault, deadline).map_err(Error::Other)?;
-    let got = source::from_vault(&cfg.vault, &vault).await?;
-    let t = Instant::now();
-    let result = client.create_session(&got.identity, deadline).await;
-    if let Ok(s) = &result {
-        tracing::info!(
-            step = "create_session",
-            duration_ms = ms_since(t),
-            expiration = %s.credentials.expiration_rfc3339(),
-            access_key_id = %s.credentials.access_key_id,
-            "created the Roles Anywhere session"
-        );
-    }
-    if let Some(tok) = &got.token_to_revoke {
-        source::revoke(&vault, tok).await;
-    }
-    let s = result?;
-    Ok(Obtained {
-        credentials: s.credentials,
-        assumed_role_arn: s.assumed_role_arn,
-        cert_not_after: got.identity.not_after,
-    })
 }
 
 /// Writes the credentials file (and config file) per `out`.
@@ -104,7 +65,8 @@ pub async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     let cfg = InitConfig::new(&args.ra, &args.vault, env)?;
     let output = OutputConfig::new(&args.output, env)?;
     let deadline = start + cfg.vault.timeout;
-    let got = obtain(&cfg, deadline).await?;
+    let session = cfg.ra.session_client()?;
+    let got = source::session_from_vault(&session, &cfg.vault, deadline).await?;
     let (creds, assumed) = (got.credentials, got.assumed_role_arn);
     write_output(&output, &cfg.ra.target.region, &creds)?;
     if args.verify {
@@ -114,8 +76,7 @@ pub async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
                 .unwrap_or("amazonaws.com");
             format!("https://sts.{}.{suffix}", cfg.ra.target.region)
         });
-        let http = cfg.ra.session_client()?.http;
-        let who = sts::get_caller_identity(&http, &endpoint, &cfg.ra.target.region, &creds)
+        let who = sts::get_caller_identity(&session.http, &endpoint, &cfg.ra.target.region, &creds)
             .await
             .map_err(Error::Verify)?;
         tracing::info!(step = "verify", duration_ms = ms_since(t), arn = %who.arn, account = %who.account, "STS GetCallerIdentity");

@@ -32,11 +32,13 @@ use tokio::net::TcpListener;
 
 use crate::aws::credentials::Credentials;
 use crate::cli::ServeArgs;
-use crate::cmd::init::{InitConfig, obtain, write_output};
+use crate::cmd::init::{InitConfig, write_output};
 use crate::config::{ConfigError, Env, OutputConfig};
 use crate::error::Error;
 use crate::fsutil;
 use crate::retry::{Backoff, random_unit};
+use crate::rolesanywhere::session::SessionClient;
+use crate::source::session_from_vault;
 
 /// The credentials being served.
 #[derive(Debug, Clone)]
@@ -69,6 +71,7 @@ impl Shared {
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
     let cfg = InitConfig::new(&args.ra, &args.vault, env)?;
+    let session = cfg.ra.session_client()?;
     // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
     let output = match args.output.credentials_file {
         Some(_) => Some(OutputConfig::new(&args.output, env)?),
@@ -116,13 +119,18 @@ pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
     });
     tracing::info!(listen = %args.listen, imds = args.imds, ecs = shared.token.is_some(), "serving");
 
-    let refresher = tokio::spawn(refresh_loop(cfg, output, shared.clone()));
+    let refresher = tokio::spawn(refresh_loop(cfg, session, output, shared.clone()));
     let result = accept_loop(listener, shared, args.listen).await;
     refresher.abort();
     result
 }
 
-async fn refresh_loop(cfg: InitConfig, output: Option<OutputConfig>, shared: Arc<Shared>) {
+async fn refresh_loop(
+    cfg: InitConfig,
+    session: SessionClient,
+    output: Option<OutputConfig>,
+    shared: Arc<Shared>,
+) {
     let mut failures = Backoff::new(
         Duration::from_secs(1),
         Duration::from_secs(60),
@@ -130,7 +138,13 @@ async fn refresh_loop(cfg: InitConfig, output: Option<OutputConfig>, shared: Arc
     );
     loop {
         let started = OffsetDateTime::now_utc();
-        let wait = match obtain(&cfg, Instant::now() + cfg.vault.timeout).await {
+        let wait = match session_from_vault(
+            &session,
+            &cfg.vault,
+            Instant::now() + cfg.vault.timeout,
+        )
+        .await
+        {
             Ok(got) => {
                 if let Some(out) = &output
                     && let Err(e) = write_output(out, &cfg.ra.target.region, &got.credentials)
