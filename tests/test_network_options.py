@@ -106,3 +106,15 @@ def test_no_verify_ssl(run_bin, pki, fake_ra, tls_ra):
     proc = run_bin([*base, "--no-verify-ssl"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == credential_process_json(fake_ra.issued[-1])
+
+
+def test_endpoint_path_prefix_is_signed_as_sent(run_bin, pki, fake_ra):
+    """Behind a gateway the endpoint has a path prefix: the request goes to <prefix>/sessions
+    and the fake verifies the signature over that exact path."""
+    flags = ra_flags(fake_ra)
+    flags[flags.index("--endpoint") + 1] = fake_ra.url + "/gateway/rolesanywhere/"
+    proc = run_bin(["credential-process", *file_flags(pki.leaf("rsa2048")), *flags, "--no-cache"])
+    assert proc.returncode == 0, proc.stderr
+    rec = fake_ra.requests[-1]
+    assert rec.path == "/gateway/rolesanywhere/sessions" and rec.verdict == "accepted"
+    assert rec.canonical_request.split("\n")[1] == "/gateway/rolesanywhere/sessions"
