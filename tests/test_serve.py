@@ -46,7 +46,7 @@ from conftest import clean_env
 from fakes.rolesanywhere import FakeRolesAnywhere
 from support.cli import EXIT_USAGE, assert_error
 from support.fake_ra import PROFILE_ARN, REGION, ROLE_ARN, TA_ARN, ra_flags
-from support.openbao import OpenBao, free_port
+from support.openbao import OpenBao, free_port, terminate
 
 LIFETIME = 30            # shared serve: credentials expire after 30 s, refresh at ~70 %
 OUTAGE_LIFETIME = 40     # outage scenario: refresh at <= 30 s, gives up at <= 35 s (--timeout 5s)
@@ -274,15 +274,9 @@ class Serve:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        code = terminate(self.proc)
         self.http.close()
-        return self.proc.returncode
+        return code
 
 
 class Aborted(Exception):

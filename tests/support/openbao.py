@@ -102,6 +102,18 @@ def _stop_leftovers() -> None:
         ob.stop()
 
 
+def terminate(proc: subprocess.Popen, grace: float = 10) -> int | None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=grace)
+    return proc.returncode
+
+
 def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
 
@@ -299,13 +311,8 @@ class OpenBao:
         if self._delayed is not None:
             self._delayed.join(timeout=60)
             self._delayed = None
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        if self.proc is not None:
+            terminate(self.proc)
         _RUNNING.discard(self)
         self.ready.clear()
 
