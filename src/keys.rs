@@ -4,16 +4,21 @@
 //! | key | algorithm | signature over the string to sign |
 //! |---|---|---|
 //! | RSA (2048–4096) | `AWS4-X509-RSA-SHA256` | RSASSA-PKCS1-v1_5 with SHA-256 (`ring`) |
-//! | EC P-256 | `AWS4-X509-ECDSA-SHA256` | ECDSA over the SHA-256 prehash, DER (`p256`) |
+//! | EC P-256 | `AWS4-X509-ECDSA-SHA256` | ECDSA with SHA-256, DER (`ring`) |
 //! | EC P-384 | `AWS4-X509-ECDSA-SHA256` | ECDSA over the SHA-256 prehash, DER (`p384`) |
 //!
-//! `ring` signs P-384 only with SHA-384, so both curves go through RustCrypto's prehash
-//! signer (RFC 6979 deterministic nonces); one EC code path, and RustCrypto also reads SEC1.
+//! `ring` signs P-384 only with SHA-384, which Roles Anywhere rejects, so P-384 goes through
+//! RustCrypto's prehash signer (RFC 6979 nonces). P-256 stays on `ring`, several times faster
+//! than RustCrypto's constant-time arithmetic (most of `init`'s CPU time otherwise). SEC1
+//! (`EC PRIVATE KEY`) files are read with RustCrypto and handed to `ring` as PKCS#8.
 
 use std::fmt;
 
+use p256::pkcs8::EncodePrivateKey;
 use p256::pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use ring::signature::{
+    ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+};
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 use signature::hazmat::PrehashSigner;
@@ -33,7 +38,7 @@ pub enum SigningKey {
     /// RSA, any size ring accepts (2048–8192 bits).
     Rsa(RsaKeyPair),
     /// EC P-256.
-    P256(p256::ecdsa::SigningKey),
+    P256(EcdsaKeyPair),
     /// EC P-384.
     P384(p384::ecdsa::SigningKey),
 }
@@ -123,7 +128,10 @@ impl SigningKey {
             PrivateKeyDer::Sec1(k) => {
                 let der = k.secret_sec1_der();
                 if let Ok(sk) = p256::SecretKey::from_sec1_der(der) {
-                    Ok(SigningKey::P256(sk.into()))
+                    let pkcs8 = sk
+                        .to_pkcs8_der()
+                        .map_err(|e| KeyError::Malformed(format!("P-256 key: {e}")))?;
+                    p256_from_pkcs8(pkcs8.as_bytes())
                 } else if let Ok(sk) = p384::SecretKey::from_sec1_der(der) {
                     Ok(SigningKey::P384(sk.into()))
                 } else if sec1_named_curve(der).is_some() {
@@ -153,9 +161,7 @@ impl SigningKey {
             return Err(KeyError::Unsupported(algorithm_name(&oid)));
         }
         match info.algorithm.parameters_oid() {
-            Ok(c) if c == OID_P256 => p256::ecdsa::SigningKey::from_pkcs8_der(der)
-                .map(SigningKey::P256)
-                .map_err(|e| KeyError::Malformed(format!("P-256 key: {e}"))),
+            Ok(c) if c == OID_P256 => p256_from_pkcs8(der),
             Ok(c) if c == OID_P384 => p384::ecdsa::SigningKey::from_pkcs8_der(der)
                 .map(SigningKey::P384)
                 .map_err(|e| KeyError::Malformed(format!("P-384 key: {e}"))),
@@ -189,11 +195,7 @@ impl SigningKey {
     pub fn public_key_bits(&self) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => k.public().as_ref().to_vec(),
-            SigningKey::P256(k) => k
-                .verifying_key()
-                .to_encoded_point(false)
-                .as_bytes()
-                .to_vec(),
+            SigningKey::P256(k) => k.public_key().as_ref().to_vec(),
             SigningKey::P384(k) => k
                 .verifying_key()
                 .to_encoded_point(false)
@@ -202,8 +204,8 @@ impl SigningKey {
         }
     }
 
-    /// Signs `message` (the string to sign): RSA PKCS#1 v1.5 SHA-256, or ECDSA over the
-    /// SHA-256 prehash in DER.
+    /// Signs `message` (the string to sign): RSA PKCS#1 v1.5 SHA-256, or ECDSA over its
+    /// SHA-256 digest in DER, whatever the curve.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => {
@@ -217,13 +219,11 @@ impl SigningKey {
                 .expect("RSA signing with a loaded key and a correctly sized buffer");
                 sig
             }
-            SigningKey::P256(k) => {
-                let digest = ring::digest::digest(&ring::digest::SHA256, message);
-                let sig: p256::ecdsa::Signature = k
-                    .sign_prehash(digest.as_ref())
-                    .expect("a 32-byte prehash is valid for P-256");
-                sig.to_der().as_bytes().to_vec()
-            }
+            SigningKey::P256(k) => k
+                .sign(&ring::rand::SystemRandom::new(), message)
+                .expect("P-256 signing with a loaded key")
+                .as_ref()
+                .to_vec(),
             SigningKey::P384(k) => {
                 let digest = ring::digest::digest(&ring::digest::SHA256, message);
                 let sig: p384::ecdsa::Signature = k
@@ -233,6 +233,16 @@ impl SigningKey {
             }
         }
     }
+}
+
+fn p256_from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
+    EcdsaKeyPair::from_pkcs8(
+        &ECDSA_P256_SHA256_ASN1_SIGNING,
+        der,
+        &ring::rand::SystemRandom::new(),
+    )
+    .map(SigningKey::P256)
+    .map_err(|e| KeyError::Malformed(format!("P-256 key: {e}")))
 }
 
 /// The named-curve OID inside a SEC1 `ECPrivateKey`, if any.

@@ -244,10 +244,33 @@ fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
     }
 }
 
+/// A root: self-issued (subject = issuer) and, when it names keys, signed by its own key
+/// (authorityKeyIdentifier = subjectKeyIdentifier), which tells a root from a key-rollover
+/// certificate without a signature check (a P-384 verify would be most of `init`'s CPU time).
 fn is_self_signed(der: &[u8]) -> bool {
-    match X509Certificate::from_der(der) {
-        Ok((_, c)) => c.subject() == c.issuer() && c.verify_signature(None).is_ok(),
-        Err(_) => false,
+    let Ok((_, c)) = X509Certificate::from_der(der) else {
+        return false;
+    };
+    if c.subject() != c.issuer() {
+        return false;
+    }
+    let ski = c
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0),
+            _ => None,
+        });
+    let aki = c
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref().map(|k| k.0),
+            _ => None,
+        });
+    match (aki, ski) {
+        (Some(a), Some(s)) => a == s,
+        _ => true,
     }
 }
 
@@ -395,6 +418,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("does not match the private key"), "{e}");
+    }
+
+    #[test]
+    fn roots_are_told_from_intermediates_and_rollover_certificates() {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+        let ca_params = |cn: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.use_authority_key_identifier_extension = true;
+            p
+        };
+        let (root_key, new_key) = (KeyPair::generate().unwrap(), KeyPair::generate().unwrap());
+        let root = ca_params("Root").self_signed(&root_key).unwrap();
+        assert!(is_self_signed(root.der()));
+        let issuer = Issuer::new(ca_params("Root"), &root_key);
+        let int = ca_params("Int").signed_by(&new_key, &issuer).unwrap();
+        assert!(!is_self_signed(int.der()), "subject differs from issuer");
+        // Old key signs the new key under the same name: self-issued, not self-signed.
+        let rollover = ca_params("Root").signed_by(&new_key, &issuer).unwrap();
+        assert!(
+            !is_self_signed(rollover.der()),
+            "authority key differs from subject key"
+        );
+        assert!(!is_self_signed(b"garbage"));
     }
 
     #[test]
