@@ -10,7 +10,7 @@ use clap::error::ErrorKind;
 use iamra_bootstrap::cli::{Cli, Command, LogFormat};
 use iamra_bootstrap::config::{Env, ProcessEnv};
 use iamra_bootstrap::error::{Error, one_line};
-use iamra_bootstrap::{cmd, logging};
+use iamra_bootstrap::{cmd, logging, serve};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -81,7 +81,7 @@ fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::Serve(a) => {
             logging::init(a.log.log_format, a.log.effective_level(a.ra.debug))?;
-            rt.block_on(cmd::serve::run(a, &env))
+            rt.block_on(serve::run(a, &env))
         }
     }
 }

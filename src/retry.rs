@@ -57,7 +57,7 @@ impl Backoff {
     pub fn next_delay(&mut self, retry_after: Option<Duration>) -> Option<Duration> {
         let mut d = full_jitter(self.base, self.cap, self.attempt, random_unit());
         if let Some(ra) = retry_after {
-            d = d.max(ra.min(self.cap.max(ra)));
+            d = d.max(ra);
         }
         self.attempt += 1;
         if Instant::now() + d >= self.deadline {

@@ -1,3 +1,0 @@
-//! `serve`: see [`crate::serve`].
-
-pub use crate::serve::run;
