@@ -25,13 +25,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
             _ => {
-                let rendered = e.render().to_string();
-                let first = rendered
-                    .lines()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("invalid arguments")
-                    .trim_start_matches("error: ");
-                eprintln!("iamra-bootstrap: error: {first}; see --help");
+                eprintln!("iamra-bootstrap: error: {}", usage_error(&e));
                 return ExitCode::from(2);
             }
         },
@@ -61,6 +55,38 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// `aws_signing_helper` flags for key stores this tool does not read.
+const UNSUPPORTED_HELPER_FLAGS: [&str; 8] = [
+    "--pkcs8-password",
+    "--cert-selector",
+    "--system-store-name",
+    "--pkcs11-lib",
+    "--tpm-key-password",
+    "--no-tpm-key-password",
+    "--reuse-pin",
+    "--use-latest-expiring-certificate",
+];
+
+/// A clap error as one line; `aws_signing_helper` flags we do not take get their own advice.
+fn usage_error(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+        let flag = arg.split('=').next().unwrap_or(arg);
+        if UNSUPPORTED_HELPER_FLAGS.contains(&flag) {
+            return format!(
+                "{flag} (an aws_signing_helper option for encrypted keys, PKCS#11, TPM or system certificate stores) is not supported: pass an unencrypted PEM key with --private-key, or get the certificate from Vault"
+            );
+        }
+    }
+    let rendered = e.render().to_string();
+    let first = rendered
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ");
+    format!("{first}; see --help")
 }
 
 fn run(cli: Cli) -> Result<(), Error> {

@@ -5,6 +5,10 @@ import pathlib
 import re
 import subprocess
 
+import pytest
+
+from support.cli import assert_error
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -43,3 +47,12 @@ def test_manifests_and_docs_use_only_known_variables():
             if name in ("IAMRA_BIN", "IAMRA_IMAGE") or name.startswith("IAMRA_DEV_"):
                 continue  # test and dev-script settings, not the binary's
             assert name in known, f"{path.relative_to(ROOT)}: {name} is not an option of the binary"
+
+
+@pytest.mark.parametrize("flag", ["--pkcs8-password=x", "--cert-selector", "--system-store-name",
+                                  "--pkcs11-lib", "--tpm-key-password", "--no-tpm-key-password",
+                                  "--reuse-pin", "--use-latest-expiring-certificate"])
+def test_aws_signing_helper_key_store_flags_fail_loudly(run_bin, flag):
+    """A credential_process line copied from aws_signing_helper must not lose a flag silently."""
+    assert_error(run_bin(["credential-process", flag]), flag.split("=")[0], "not supported",
+                 "--private-key", exit_code=2)
