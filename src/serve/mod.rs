@@ -26,7 +26,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
@@ -218,7 +218,10 @@ async fn accept_loop(
                         let shared = shared.clone();
                         async move { Ok::<_, Infallible>(handle(&req, &shared)) }
                     });
+                    // A client that never finishes its headers does not hold a task forever.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
