@@ -45,6 +45,9 @@ LABEL org.opencontainers.image.title="iamra-bootstrap" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}"
 COPY --from=build /iamra-bootstrap /iamra-bootstrap
+# uid 65534 is nobody: ~/.aws/credentials is /home/nobody/.aws/credentials, the path pod specs
+# written for the python/aws_signing_helper init container mount.
+ENV HOME=/home/nobody
 USER 65534:65534
 ENTRYPOINT ["/iamra-bootstrap"]
 CMD ["init"]

@@ -93,6 +93,7 @@ buildah copy --quiet --chown 0:0 --chmod 0555 "$ctr" "$BIN" /iamra-bootstrap >/d
 buildah config \
   --os linux --arch amd64 \
   --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --env HOME=/home/nobody \
   --user 65534:65534 \
   --entrypoint '["/iamra-bootstrap"]' \
   --cmd '["init"]' \

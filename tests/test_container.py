@@ -167,6 +167,7 @@ def test_image_is_small_static_and_configured(image):
     assert cfg["User"] == f"{NOBODY}:{NOBODY}"
     assert cfg["Entrypoint"] == ["/iamra-bootstrap"]
     assert cfg["Cmd"] == ["init"]
+    assert "HOME=/home/nobody" in cfg["Env"], cfg["Env"]
     labels = cfg.get("Labels") or {}
     for key in ("title", "description", "source", "licenses", "version"):
         assert labels.get(f"org.opencontainers.image.{key}"), f"label {key} missing: {labels}"
@@ -235,6 +236,25 @@ def test_init_writes_profile_0600_as_nobody(image, openbao, ra, sa_token, tmp_pa
     ini.read(path)
     assert ra.count == 2 and ini["default"]["aws_access_key_id"] == ra.issued[1]["accessKeyId"]
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_python_init_container_pod_spec_works_with_only_image_and_command(
+        image, openbao, ra, sa_token, tmp_path):
+    """The env of a pod spec written for the python/aws_signing_helper init container
+    (VAULT_ADDR, VAULT_ROLE, VAULT_CERT_CN, ROLE_ARN, ANCHOR_ARN, PROFILE_ARN) and its volume at
+    /home/nobody/.aws: credentials land there with no iamra-specific path setting."""
+    aws = nobody_dir(tmp_path / "aws")
+    env = {"VAULT_ADDR": openbao.addr, "VAULT_ROLE": openbao.k8s_role,
+           "VAULT_CERT_CN": openbao.fixed_cn, "ROLE_ARN": ROLE_ARN, "ANCHOR_ARN": TA_ARN,
+           "PROFILE_ARN": PROFILE_ARN}
+    env_flags = [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
+    proc = podman("run", "--rm", *HARDENED, *token_mount(sa_token), "-v", f"{aws}:/home/nobody/.aws",
+                  *env_flags, IMAGE, "init", "--pki-role", openbao.pki_role, "--endpoint", ra.url)
+    assert proc.returncode == 0, proc.stderr
+    ini = configparser.ConfigParser()
+    ini.read(aws / "credentials")
+    assert ini["default"]["aws_access_key_id"] == ra.issued[-1]["accessKeyId"]
+    assert (aws / "credentials").stat().st_mode & 0o777 == 0o600
 
 
 def test_init_into_memory_tmpfs(image, openbao, ra, sa_token):
