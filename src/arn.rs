@@ -240,8 +240,13 @@ impl Target {
 
     /// `https://rolesanywhere.<region>.<suffix>` for this target's partition.
     pub fn default_endpoint(&self) -> String {
+        self.service_endpoint("rolesanywhere")
+    }
+
+    /// `https://<service>.<region>.<suffix>` for this target's region and partition.
+    pub fn service_endpoint(&self, service: &str) -> String {
         let suffix = dns_suffix(&self.trust_anchor.partition).unwrap_or("amazonaws.com");
-        format!("https://rolesanywhere.{}.{}", self.region, suffix)
+        format!("https://{service}.{}.{suffix}", self.region)
     }
 }
 

@@ -204,13 +204,6 @@ pub struct LogArgs {
     pub log_level: String,
 }
 
-impl LogArgs {
-    /// `--log-level`, raised to `debug` by `--debug`.
-    pub fn effective_level(&self, debug: bool) -> &str {
-        if debug { "debug" } else { &self.log_level }
-    }
-}
-
 /// Log formats.
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -268,15 +261,9 @@ pub struct OutputArgs {
     pub termination_log: PathBuf,
 }
 
-/// `init`.
+/// What `init` and `serve` share: the Vault → Roles Anywhere flow, its output and its logs.
 #[derive(Args, Debug)]
-pub struct InitArgs {
-    /// Check the credentials with STS GetCallerIdentity and log the assumed role
-    #[arg(long, env = "IAMRA_VERIFY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
-    pub verify: bool,
-    /// STS endpoint for --verify [default: https://sts.<region>.amazonaws.com]
-    #[arg(long, env = "IAMRA_STS_ENDPOINT", value_name = "URL")]
-    pub sts_endpoint: Option<String>,
+pub struct FlowArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub output: OutputArgs,
@@ -289,6 +276,31 @@ pub struct InitArgs {
     #[command(flatten, next_help_heading = "Vault")]
     #[allow(missing_docs)]
     pub vault: VaultArgs,
+}
+
+impl FlowArgs {
+    /// `--log-level`, raised to `debug` by `--debug`.
+    pub fn log_level(&self) -> &str {
+        if self.ra.debug {
+            "debug"
+        } else {
+            &self.log.log_level
+        }
+    }
+}
+
+/// `init`.
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Check the credentials with STS GetCallerIdentity and log the assumed role
+    #[arg(long, env = "IAMRA_VERIFY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub verify: bool,
+    /// STS endpoint for --verify [default: https://sts.<region>.amazonaws.com]
+    #[arg(long, env = "IAMRA_STS_ENDPOINT", value_name = "URL")]
+    pub sts_endpoint: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub flow: FlowArgs,
 }
 
 /// `serve`.
@@ -310,14 +322,5 @@ pub struct ServeArgs {
     pub imds: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub log: LogArgs,
-    #[command(flatten, next_help_heading = "Roles Anywhere")]
-    #[allow(missing_docs)]
-    pub ra: RolesAnywhereArgs,
-    #[command(flatten, next_help_heading = "Vault")]
-    #[allow(missing_docs)]
-    pub vault: VaultArgs,
+    pub flow: FlowArgs,
 }

@@ -97,6 +97,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+impl VaultArgs {
+    /// `--timeout`: the overall deadline for retries, Vault and Roles Anywhere alike.
+    pub fn deadline_after(&self) -> Result<Duration, ConfigError> {
+        parse_duration(&self.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))
+    }
+}
+
 /// Go's `strconv.ParseBool`, as Vault reads `VAULT_SKIP_VERIFY`.
 fn parse_go_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
@@ -332,8 +339,7 @@ impl VaultConfig {
             }
             None => Duration::from_secs(60),
         };
-        let timeout =
-            parse_duration(&a.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))?;
+        let timeout = a.deadline_after()?;
         let mount = |default: &str| {
             a.vault_auth_mount
                 .clone()

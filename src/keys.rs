@@ -134,10 +134,10 @@ impl SigningKey {
                     p256_from_pkcs8(pkcs8.as_bytes())
                 } else if let Ok(sk) = p384::SecretKey::from_sec1_der(der) {
                     Ok(SigningKey::P384(sk.into()))
-                } else if sec1_named_curve(der).is_some() {
+                } else if let Some(curve) = sec1_named_curve(der) {
                     Err(KeyError::Unsupported(format!(
                         "EC curve {}",
-                        curve_name(&sec1_named_curve(der).unwrap_or(OID_EC))
+                        curve_name(&curve)
                     )))
                 } else {
                     Err(KeyError::Malformed("not a SEC1 EC private key".into()))

@@ -31,8 +31,8 @@ fn main() -> ExitCode {
         },
     };
     let termination_log = match &cli.command {
-        Command::Init(a) => Some(a.output.termination_log.clone()),
-        Command::Serve(a) => Some(a.output.termination_log.clone()),
+        Command::Init(a) => Some(a.flow.output.termination_log.clone()),
+        Command::Serve(a) => Some(a.flow.output.termination_log.clone()),
         Command::CredentialProcess(_) => None,
     };
     let result = run(cli);
@@ -102,11 +102,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             rt.block_on(cmd::credential_process::run(a, &env as &dyn Env))
         }
         Command::Init(a) => {
-            logging::init(a.log.log_format, a.log.effective_level(a.ra.debug))?;
+            logging::init(a.flow.log.log_format, a.flow.log_level())?;
             rt.block_on(cmd::init::run(a, &env))
         }
         Command::Serve(a) => {
-            logging::init(a.log.log_format, a.log.effective_level(a.ra.debug))?;
+            logging::init(a.flow.log.log_format, a.flow.log_level())?;
             rt.block_on(serve::run(a, &env))
         }
     }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::aws::cache::{Cache, KeyBuilder};
 use crate::aws::process_json;
 use crate::cli::CredentialProcessArgs;
-use crate::config::{ConfigError, Env, RolesAnywhereConfig, VaultConfig, parse_duration};
+use crate::config::{ConfigError, Env, RolesAnywhereConfig, VaultConfig};
 use crate::error::Error;
 use crate::material;
 use crate::source;
@@ -21,9 +21,7 @@ const MAX_ATTEMPTS: u32 = 5;
 /// Runs the command.
 pub async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error> {
     let ra = RolesAnywhereConfig::new(&args.ra, env)?;
-    let timeout =
-        parse_duration(&args.vault.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))?;
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + args.vault.deadline_after()?;
     let mut client = ra.session_client()?;
     // An SDK is waiting (Go v2 kills the process after a minute): a few quick retries only.
     client.max_attempts = Some(MAX_ATTEMPTS);

@@ -62,8 +62,8 @@ pub fn write_output(out: &OutputConfig, region: &str, creds: &Credentials) -> Re
 /// Runs the command.
 pub async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     let start = Instant::now();
-    let cfg = InitConfig::new(&args.ra, &args.vault, env)?;
-    let output = OutputConfig::new(&args.output, env)?;
+    let cfg = InitConfig::new(&args.flow.ra, &args.flow.vault, env)?;
+    let output = OutputConfig::new(&args.flow.output, env)?;
     let deadline = start + cfg.vault.timeout;
     let session = cfg.ra.session_client()?;
     let got = source::session_from_vault(&session, &cfg.vault, deadline).await?;
@@ -71,11 +71,10 @@ pub async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     write_output(&output, &cfg.ra.target.region, &creds)?;
     if args.verify {
         let t = Instant::now();
-        let endpoint = args.sts_endpoint.clone().unwrap_or_else(|| {
-            let suffix = crate::arn::dns_suffix(&cfg.ra.target.trust_anchor.partition)
-                .unwrap_or("amazonaws.com");
-            format!("https://sts.{}.{suffix}", cfg.ra.target.region)
-        });
+        let endpoint = args
+            .sts_endpoint
+            .clone()
+            .unwrap_or_else(|| cfg.ra.target.service_endpoint("sts"));
         let who = sts::get_caller_identity(&session.http, &endpoint, &cfg.ra.target.region, &creds)
             .await
             .map_err(Error::Verify)?;

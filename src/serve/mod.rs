@@ -36,7 +36,7 @@ use crate::cmd::init::{InitConfig, write_output};
 use crate::config::{ConfigError, Env, OutputConfig};
 use crate::error::Error;
 use crate::fsutil;
-use crate::retry::{Backoff, random_unit};
+use crate::retry::{full_jitter, random_unit};
 use crate::rolesanywhere::session::SessionClient;
 use crate::source::session_from_vault;
 
@@ -70,11 +70,11 @@ impl Shared {
 
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
-    let cfg = InitConfig::new(&args.ra, &args.vault, env)?;
+    let cfg = InitConfig::new(&args.flow.ra, &args.flow.vault, env)?;
     let session = cfg.ra.session_client()?;
     // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
-    let output = match args.output.credentials_file {
-        Some(_) => Some(OutputConfig::new(&args.output, env)?),
+    let output = match args.flow.output.credentials_file {
+        Some(_) => Some(OutputConfig::new(&args.flow.output, env)?),
         None => None,
     };
     if args.auth_token_file.is_none() && !args.imds && output.is_none() {
@@ -125,17 +125,18 @@ pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
     result
 }
 
+/// Backoff between failed refreshes: full jitter, from 1 s doubling up to 60 s.
+const RETRY_BASE: Duration = Duration::from_secs(1);
+const RETRY_CAP: Duration = Duration::from_secs(60);
+
 async fn refresh_loop(
     cfg: InitConfig,
     session: SessionClient,
     output: Option<OutputConfig>,
     shared: Arc<Shared>,
 ) {
-    let mut failures = Backoff::new(
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-        far_future(),
-    );
+    // Consecutive failed refreshes, for the backoff between retries.
+    let mut failures: u32 = 0;
     loop {
         let started = OffsetDateTime::now_utc();
         let wait = match session_from_vault(
@@ -161,11 +162,7 @@ async fn refresh_loop(
                     .metrics
                     .refreshes
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                failures = Backoff::new(
-                    Duration::from_secs(1),
-                    Duration::from_secs(60),
-                    far_future(),
-                );
+                failures = 0;
                 let wait = schedule::next_refresh(
                     started,
                     expires,
@@ -182,15 +179,12 @@ async fn refresh_loop(
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let still_valid = shared.valid().map(|c| c.creds.expiration_rfc3339());
                 tracing::warn!(error = %crate::error::one_line(&e), serving_until = still_valid.as_deref().unwrap_or("nothing valid"), "refresh failed, will retry");
-                failures.next_delay(None).unwrap_or(Duration::from_secs(60))
+                failures = failures.saturating_add(1);
+                full_jitter(RETRY_BASE, RETRY_CAP, failures - 1, random_unit())
             }
         };
         tokio::time::sleep(wait).await;
     }
-}
-
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(100 * 365 * 86400)
 }
 
 async fn accept_loop(
