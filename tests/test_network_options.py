@@ -101,7 +101,7 @@ def test_no_verify_ssl(run_bin, pki, fake_ra, tls_ra):
     flags[flags.index("--endpoint") + 1] = tls_ra.addr
     base = ["credential-process", *file_flags(pki.leaf("p256")), *flags, "--no-cache"]
     line = assert_error(run_bin(base), "TLS certificate", "--no-verify-ssl", exit_code=4)
-    assert tls_ra.handshakes_failed == 1, "a refused certificate is not retried"
+    assert tls_ra.failed_handshakes() == 1, "a refused certificate is not retried"
     assert fake_ra.count == 0, line
     proc = run_bin([*base, "--no-verify-ssl"])
     assert proc.returncode == 0, proc.stderr

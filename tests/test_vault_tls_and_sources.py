@@ -56,7 +56,7 @@ def test_untrusted_vault_certificate_fails_fast_with_the_fix(run_bin, openbao, r
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("iamra-bootstrap: error:")]
     assert proc.returncode == 3, proc.stderr
     assert len(line) == 1 and "VAULT_CACERT" in line[0] and "TLS certificate" in line[0], line
-    assert front.handshakes_failed == 1, "a refused certificate is not retried"
+    assert front.failed_handshakes() == 1, "a refused certificate is not retried"
     assert ra.count == 0 and not (tmp_path / "aws" / "credentials").exists()
 
 

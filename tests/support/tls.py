@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -54,6 +55,7 @@ class TlsFront:
         self.sock.listen(64)
         self.addr = f"https://127.0.0.1:{self.sock.getsockname()[1]}"
         self.handshakes_failed = 0
+        self._cond = threading.Condition()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -68,8 +70,10 @@ class TlsFront:
         try:
             conn = self.ctx.wrap_socket(raw, server_side=True)
         except (ssl.SSLError, OSError):
-            self.handshakes_failed += 1
             raw.close()
+            with self._cond:
+                self.handshakes_failed += 1
+                self._cond.notify_all()
             return
         up = socket.create_connection(("127.0.0.1", self.target_port))
 
@@ -88,6 +92,16 @@ class TlsFront:
 
         threading.Thread(target=pump, args=(up, conn), daemon=True).start()
         pump(conn, up)
+
+    def failed_handshakes(self, at_least: int = 1, timeout: float = 5.0, settle: float = 0.3) -> int:
+        """The count of refused handshakes once the server side has caught up: the client may
+        exit before this side's thread has seen its handshake fail. Waits for ``at_least``, then
+        ``settle`` seconds more so that any further (retried) connection is counted too."""
+        with self._cond:
+            self._cond.wait_for(lambda: self.handshakes_failed >= at_least, timeout)
+        time.sleep(settle)
+        with self._cond:
+            return self.handshakes_failed
 
     def close(self):
         self.sock.close()
