@@ -638,10 +638,10 @@ def test_imds_v2(shared):
     assert parse_time(body["LastUpdated"]) <= time.time() + 1
 
     # A token lives for its TTL only.
-    short = put({"X-aws-ec2-metadata-token-ttl-seconds": "1"}).text
+    short = put({"X-aws-ec2-metadata-token-ttl-seconds": "2"}).text
     shared.imds_tokens.append(short)
     assert shared.get(listing, headers={"X-aws-ec2-metadata-token": short}).status_code == 200
-    time.sleep(1.3)
+    time.sleep(2.3)
     assert shared.get(listing, headers={"X-aws-ec2-metadata-token": short}).status_code == 401
     assert shared.get(listing, headers=auth).status_code == 200
 
