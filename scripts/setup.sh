@@ -20,7 +20,7 @@ if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernete
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 
-if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+if ! grep -qx x86_64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
   log "adding rust target x86_64-unknown-linux-musl"
   rustup target add x86_64-unknown-linux-musl
 fi

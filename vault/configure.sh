@@ -329,10 +329,11 @@ if has_method approle; then
   # Keep a secret id that still works; make a new one otherwise.
   keep=false
   if [ -s "$APPROLE_SECRET_ID_FILE" ]; then
-    if write "auth/$APPROLE_AUTH_MOUNT/role/$APPROLE_ROLE/secret-id/lookup" \
-         "{\"secret_id\":$(js "$(cat "$APPROLE_SECRET_ID_FILE")")}" -format=json 2>/dev/null | grep -q '"secret_id_accessor"'; then
-      keep=true
-    fi
+    # Captured, not piped into grep -q: under pipefail an early grep exit can SIGPIPE the CLI
+    # and make a working secret id look dead.
+    lookup=$(write "auth/$APPROLE_AUTH_MOUNT/role/$APPROLE_ROLE/secret-id/lookup" \
+      "{\"secret_id\":$(js "$(cat "$APPROLE_SECRET_ID_FILE")")}" -format=json 2>/dev/null) || lookup=""
+    case "$lookup" in *'"secret_id_accessor"'*) keep=true ;; esac
   fi
   if [ "$keep" = false ]; then
     log "creating a secret id for $APPROLE_ROLE in $APPROLE_SECRET_ID_FILE"
