@@ -31,10 +31,7 @@ pub async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error
         .add("profile", ra.target.profile.raw.as_bytes())
         .add("role", ra.target.role.raw.as_bytes())
         .add("region", ra.target.region.as_bytes())
-        .add(
-            "endpoint",
-            format!("{}{}", ra.endpoint.origin, ra.endpoint.path).as_bytes(),
-        )
+        .add("endpoint", ra.endpoint.sessions_url().as_bytes())
         .add("duration", &ra.params.duration_seconds.to_be_bytes())
         .add(
             "session_name",

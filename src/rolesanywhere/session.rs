@@ -177,7 +177,7 @@ impl SessionClient {
                 Err(e) => {
                     if let Some(why) = crate::http::certificate_failure(&e) {
                         return Err(SessionError::Tls {
-                            url: format!("{}{}", self.endpoint.origin, self.endpoint.path),
+                            url: self.endpoint.sessions_url(),
                             why,
                         });
                     }
@@ -190,7 +190,7 @@ impl SessionClient {
                 return Err(SessionError::GaveUp {
                     attempts: backoff.attempts(),
                     last: failure,
-                    url: format!("{}{}", self.endpoint.origin, self.endpoint.path),
+                    url: self.endpoint.sessions_url(),
                 });
             }
         }

@@ -53,6 +53,11 @@ impl Endpoint {
             host,
         })
     }
+
+    /// The CreateSession URL without its query: origin, then path.
+    pub fn sessions_url(&self) -> String {
+        format!("{}{}", self.origin, self.path)
+    }
 }
 
 /// What the caller asks of the session.
@@ -141,7 +146,7 @@ pub fn sign_create_session(
     }
     headers.push(("authorization", authorization));
     SignedRequest {
-        url: format!("{}{}?{}", endpoint.origin, endpoint.path, query),
+        url: format!("{}?{query}", endpoint.sessions_url()),
         headers,
         body,
         canonical_request,
