@@ -13,20 +13,19 @@ use std::fmt;
 
 /// A parsed ARN, with the parts this tool uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Arn {
-    /// The ARN as given.
-    pub raw: String,
+pub(crate) struct Arn {
+    pub(crate) raw: String,
     /// `aws`, `aws-cn`, `aws-us-gov`, ...
-    pub partition: String,
+    pub(crate) partition: String,
     /// The region (empty for IAM).
-    pub region: String,
+    pub(crate) region: String,
     /// The 12-digit account id.
-    pub account: String,
+    pub(crate) account: String,
 }
 
 /// Which of the three ARNs an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArnKind {
+pub(crate) enum ArnKind {
     /// `--trust-anchor-arn`
     TrustAnchor,
     /// `--profile-arn`
@@ -47,13 +46,11 @@ impl fmt::Display for ArnKind {
 
 /// An ARN that is malformed or of the wrong kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ArnError {
-    /// Which flag.
-    pub kind: ArnKind,
-    /// The value given.
-    pub value: String,
+pub(crate) struct ArnError {
+    pub(crate) kind: ArnKind,
+    pub(crate) value: String,
     /// What is wrong with it.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 impl fmt::Display for ArnError {
@@ -75,7 +72,7 @@ impl std::error::Error for ArnError {}
 
 impl Arn {
     /// Parses and validates an ARN of the given kind.
-    pub fn parse(kind: ArnKind, value: &str) -> Result<Arn, ArnError> {
+    pub(crate) fn parse(kind: ArnKind, value: &str) -> Result<Arn, ArnError> {
         let err = |reason: &str| ArnError {
             kind,
             value: value.to_string(),
@@ -150,7 +147,7 @@ fn valid_region(region: &str) -> bool {
 }
 
 /// The DNS suffix of a partition's regional endpoints.
-pub fn dns_suffix(partition: &str) -> Option<&'static str> {
+pub(crate) fn dns_suffix(partition: &str) -> Option<&'static str> {
     Some(match partition {
         "aws" | "aws-us-gov" => "amazonaws.com",
         "aws-cn" => "amazonaws.com.cn",
@@ -162,35 +159,19 @@ pub fn dns_suffix(partition: &str) -> Option<&'static str> {
     })
 }
 
-/// The partition a region belongs to, by its prefix.
-pub fn partition_of_region(region: &str) -> &'static str {
-    match region {
-        r if r.starts_with("cn-") => "aws-cn",
-        r if r.starts_with("us-gov-") => "aws-us-gov",
-        r if r.starts_with("us-isob-") => "aws-iso-b",
-        r if r.starts_with("us-isof-") => "aws-iso-f",
-        r if r.starts_with("us-iso-") => "aws-iso",
-        r if r.starts_with("eu-isoe-") => "aws-iso-e",
-        _ => "aws",
-    }
-}
-
 /// The three ARNs, checked against each other, and the region they resolve to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Trust anchor.
-    pub trust_anchor: Arn,
-    /// Profile.
-    pub profile: Arn,
-    /// Role.
-    pub role: Arn,
+pub(crate) struct Target {
+    pub(crate) trust_anchor: Arn,
+    pub(crate) profile: Arn,
+    pub(crate) role: Arn,
     /// The signing region: `--region`, else the trust anchor's.
-    pub region: String,
+    pub(crate) region: String,
 }
 
 /// A region or partition conflict between the ARNs and `--region`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegionMismatch(pub String);
+pub(crate) struct RegionMismatch(pub String);
 
 impl fmt::Display for RegionMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -201,7 +182,7 @@ impl fmt::Display for RegionMismatch {
 impl Target {
     /// Checks that trust anchor and profile share region and partition, the role shares the
     /// partition, and `--region` (when given) agrees with the trust anchor.
-    pub fn new(
+    pub(crate) fn new(
         trust_anchor: Arn,
         profile: Arn,
         role: Arn,
@@ -239,12 +220,12 @@ impl Target {
     }
 
     /// `https://rolesanywhere.<region>.<suffix>` for this target's partition.
-    pub fn default_endpoint(&self) -> String {
+    pub(crate) fn default_endpoint(&self) -> String {
         self.service_endpoint("rolesanywhere")
     }
 
     /// `https://<service>.<region>.<suffix>` for this target's region and partition.
-    pub fn service_endpoint(&self, service: &str) -> String {
+    pub(crate) fn service_endpoint(&self, service: &str) -> String {
         let suffix = dns_suffix(&self.trust_anchor.partition).unwrap_or("amazonaws.com");
         format!("https://{service}.{}.{suffix}", self.region)
     }
@@ -301,7 +282,6 @@ mod tests {
             t.default_endpoint(),
             "https://rolesanywhere.us-gov-west-1.amazonaws.com"
         );
-        assert_eq!(partition_of_region("cn-northwest-1"), "aws-cn");
     }
 
     #[test]

@@ -178,6 +178,12 @@ pub struct VaultArgs {
     /// Do not revoke the Vault token after use
     #[arg(long, env = "IAMRA_KEEP_VAULT_TOKEN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub keep_vault_token: bool,
+}
+
+/// The deadline of a whole run, shared by every command that makes network calls. (Shown in
+/// the Vault help section, where it has always been listed.)
+#[derive(Args, Debug, Clone)]
+pub struct TimeoutArgs {
     /// Overall deadline for retries (Vault and Roles Anywhere), e.g. 2m, 90s
     #[arg(
         long,
@@ -186,6 +192,14 @@ pub struct VaultArgs {
         default_value = "2m"
     )]
     pub timeout: String,
+}
+
+impl Default for TimeoutArgs {
+    fn default() -> Self {
+        TimeoutArgs {
+            timeout: "2m".into(),
+        }
+    }
 }
 
 /// Logging.
@@ -237,6 +251,9 @@ pub struct CredentialProcessArgs {
     #[command(flatten, next_help_heading = "Vault (when no --certificate is given)")]
     #[allow(missing_docs)]
     pub vault: VaultArgs,
+    #[command(flatten, next_help_heading = "Vault (when no --certificate is given)")]
+    #[allow(missing_docs)]
+    pub deadline: TimeoutArgs,
 }
 
 /// Where `init` and `serve` write.
@@ -276,6 +293,9 @@ pub struct FlowArgs {
     #[command(flatten, next_help_heading = "Vault")]
     #[allow(missing_docs)]
     pub vault: VaultArgs,
+    #[command(flatten, next_help_heading = "Vault")]
+    #[allow(missing_docs)]
+    pub deadline: TimeoutArgs,
 }
 
 impl FlowArgs {

@@ -1,5 +1,7 @@
-//! Validation: raw flags and environment in, checked configuration out. Every field of a
-//! `*Config` is already usable (ARNs parsed, regions agree, durations in range, files named).
+//! Validation: raw flags ([`crate::cli`]) and the environment in, each module's settings out
+//! (`rolesanywhere::Settings`, a `Source`, the credentials-file `Output`, `serve::Settings`).
+//! Every field is already usable (ARNs parsed, regions agree, durations in range, files named,
+//! Vault's client built). This is the only module that knows both clap's types and the domain's.
 //!
 //! Environment precedence for each option: flag, then `IAMRA_*` (read by clap), then the
 //! legacy names a pod spec for the python init container used (`ANCHOR_ARN`, `PROFILE_ARN`,
@@ -16,21 +18,31 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
 use crate::arn::{Arn, ArnKind, Target};
-use crate::cli::{AuthMethod, KeyType, OutputArgs, PkiMode, RolesAnywhereArgs, VaultArgs};
-use crate::http::{ClientOptions, Roots};
-use crate::rolesanywhere::session::SessionClient;
+use crate::aws::cache::Cache;
+use crate::aws::credentials_file::Output;
+use crate::cli::{
+    self, AuthMethod, CredentialProcessArgs, LogFormat, OutputArgs, RolesAnywhereArgs, ServeArgs,
+    TimeoutArgs, VaultArgs,
+};
+use crate::http::Roots;
+use crate::keygen::KeyType;
 use crate::rolesanywhere::sign::{Endpoint, SessionParams};
 use crate::secret::Secret;
+use crate::source::Source;
+use crate::source::files::FileSource;
+use crate::source::vault::{PkiMode, VaultSource};
+use crate::vault::{self, Auth, JwtMethod, VaultClient};
+use crate::{logging, rolesanywhere, serve};
 
 /// Reads environment variables (empty values count as unset).
-pub trait Env {
+pub(crate) trait Env {
     /// The value of `name`, if set and not empty.
     fn var(&self, name: &str) -> Option<String>;
 }
 
 /// The process environment.
 #[derive(Debug, Clone, Copy)]
-pub struct ProcessEnv;
+pub(crate) struct ProcessEnv;
 
 impl Env for ProcessEnv {
     #[allow(clippy::disallowed_methods)] // the one place the process environment is read
@@ -47,7 +59,7 @@ impl Env for HashMap<String, String> {
 
 /// A configuration problem, as one line that says what to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -62,7 +74,7 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 }
 
 /// Parses `90`, `90s`, `2m`, `1h`, `1h30m`, `500ms`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
@@ -97,13 +109,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-impl VaultArgs {
-    /// `--timeout`: the overall deadline for retries, Vault and Roles Anywhere alike.
-    pub fn deadline_after(&self) -> Result<Duration, ConfigError> {
-        parse_duration(&self.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))
-    }
-}
-
 /// Go's `strconv.ParseBool`, as Vault reads `VAULT_SKIP_VERIFY`.
 fn parse_go_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
@@ -113,337 +118,259 @@ fn parse_go_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
-/// The session to create and where.
-#[derive(Debug, Clone)]
-pub struct RolesAnywhereConfig {
-    /// ARNs and region.
-    pub target: Target,
-    /// Endpoint.
-    pub endpoint: Endpoint,
-    /// Duration and session name.
-    pub params: SessionParams,
-    /// `--no-verify-ssl`.
-    pub no_verify_ssl: bool,
-    /// `--with-proxy`.
-    pub with_proxy: bool,
-    /// `--debug`.
-    pub debug: bool,
+/// `--timeout`: the deadline of the whole run; more than zero.
+pub(crate) fn timeout(a: &TimeoutArgs) -> Result<Duration, ConfigError> {
+    let d = parse_duration(&a.timeout).map_err(|e| ConfigError(format!("--timeout: {e}")))?;
+    if d.is_zero() {
+        return err(format!(
+            "--timeout {:?} must be more than zero, e.g. 90s or 2m",
+            a.timeout
+        ));
+    }
+    Ok(d)
 }
 
 fn required(flag: &str, value: Option<String>, envs: &str) -> Result<String, ConfigError> {
     value.ok_or_else(|| ConfigError(format!("missing {flag}: pass it or set {envs}")))
 }
 
-impl RolesAnywhereConfig {
-    /// Validates the Roles Anywhere flags.
-    pub fn new(a: &RolesAnywhereArgs, env: &dyn Env) -> Result<Self, ConfigError> {
-        let ta = required(
-            "--trust-anchor-arn",
-            a.trust_anchor_arn.clone().or_else(|| env.var("ANCHOR_ARN")),
-            "IAMRA_TRUST_ANCHOR_ARN (or ANCHOR_ARN)",
-        )?;
-        let pr = required(
-            "--profile-arn",
-            a.profile_arn.clone().or_else(|| env.var("PROFILE_ARN")),
-            "IAMRA_PROFILE_ARN (or PROFILE_ARN)",
-        )?;
-        let role = required(
-            "--role-arn",
-            a.role_arn.clone().or_else(|| env.var("ROLE_ARN")),
-            "IAMRA_ROLE_ARN (or ROLE_ARN)",
-        )?;
-        let arn = |k, v: &str| Arn::parse(k, v.trim()).map_err(|e| ConfigError(e.to_string()));
-        let target = Target::new(
-            arn(ArnKind::TrustAnchor, &ta)?,
-            arn(ArnKind::Profile, &pr)?,
-            arn(ArnKind::Role, &role)?,
-            a.region.as_deref(),
-        )
-        .map_err(|e| ConfigError(e.to_string()))?;
-        if !(900..=43200).contains(&a.session_duration) {
+/// The Roles Anywhere flags, validated.
+pub(crate) fn rolesanywhere(
+    a: &RolesAnywhereArgs,
+    env: &dyn Env,
+) -> Result<rolesanywhere::Settings, ConfigError> {
+    let ta = required(
+        "--trust-anchor-arn",
+        a.trust_anchor_arn.clone().or_else(|| env.var("ANCHOR_ARN")),
+        "IAMRA_TRUST_ANCHOR_ARN (or ANCHOR_ARN)",
+    )?;
+    let pr = required(
+        "--profile-arn",
+        a.profile_arn.clone().or_else(|| env.var("PROFILE_ARN")),
+        "IAMRA_PROFILE_ARN (or PROFILE_ARN)",
+    )?;
+    let role = required(
+        "--role-arn",
+        a.role_arn.clone().or_else(|| env.var("ROLE_ARN")),
+        "IAMRA_ROLE_ARN (or ROLE_ARN)",
+    )?;
+    let arn = |k, v: &str| Arn::parse(k, v.trim()).map_err(|e| ConfigError(e.to_string()));
+    let target = Target::new(
+        arn(ArnKind::TrustAnchor, &ta)?,
+        arn(ArnKind::Profile, &pr)?,
+        arn(ArnKind::Role, &role)?,
+        a.region.as_deref(),
+    )
+    .map_err(|e| ConfigError(e.to_string()))?;
+    if !(900..=43200).contains(&a.session_duration) {
+        return err(format!(
+            "--session-duration {} is out of range: it must be between 900 and 43200 seconds",
+            a.session_duration
+        ));
+    }
+    let endpoint_raw = a
+        .endpoint
+        .clone()
+        .or_else(|| env.var("AWS_ENDPOINT_URL_ROLESANYWHERE"))
+        .unwrap_or_else(|| target.default_endpoint());
+    let endpoint = Endpoint::parse(&endpoint_raw).map_err(ConfigError)?;
+    if let Some(n) = &a.role_session_name {
+        let ok = (2..=64).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"=,.@-_".contains(&b));
+        if !ok {
             return err(format!(
-                "--session-duration {} is out of range: it must be between 900 and 43200 seconds",
-                a.session_duration
+                "--role-session-name {n:?} is invalid: 2-64 characters of A-Z a-z 0-9 =,.@-_"
             ));
         }
-        let endpoint_raw = a
-            .endpoint
+    }
+    Ok(rolesanywhere::Settings {
+        target,
+        endpoint,
+        params: SessionParams {
+            duration_seconds: a.session_duration,
+            role_session_name: a.role_session_name.clone(),
+        },
+        no_verify_ssl: a.no_verify_ssl,
+        with_proxy: a.with_proxy,
+        debug: a.debug,
+    })
+}
+
+/// The Vault flags and Vault's own environment variables, validated, as a ready source (its
+/// client built once).
+pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, ConfigError> {
+    let addr = a
+        .vault_addr
+        .clone()
+        .or_else(|| env.var("VAULT_ADDR"))
+        .unwrap_or_else(|| "https://127.0.0.1:8200".into());
+    let url = url::Url::parse(&addr).map_err(|e| {
+        ConfigError(format!(
+            "invalid Vault address {addr:?}: {e}; expected e.g. https://vault.example:8200"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return err(format!(
+            "invalid Vault address {addr:?}: expected http(s)://HOST[:PORT]"
+        ));
+    }
+    let insecure = match env.var("VAULT_SKIP_VERIFY") {
+        Some(v) => parse_go_bool("VAULT_SKIP_VERIFY", &v)?,
+        None => false,
+    };
+    let roots = if let Some(f) = env.var("VAULT_CACERT") {
+        Roots::Custom(read_pem_certs(Path::new(&f), "VAULT_CACERT")?)
+    } else if let Some(d) = env.var("VAULT_CAPATH") {
+        let mut certs = Vec::new();
+        let entries = std::fs::read_dir(&d)
+            .map_err(|e| ConfigError(format!("cannot read VAULT_CAPATH folder {d}: {e}")))?;
+        for entry in entries.flatten() {
+            if entry.path().is_file() {
+                certs.extend(read_pem_certs(&entry.path(), "VAULT_CAPATH").unwrap_or_default());
+            }
+        }
+        if certs.is_empty() {
+            return err(format!("VAULT_CAPATH folder {d} holds no PEM certificates"));
+        }
+        Roots::Custom(certs)
+    } else {
+        Roots::Public
+    };
+    let client_timeout = match env.var("VAULT_CLIENT_TIMEOUT") {
+        Some(v) => {
+            parse_duration(&v).map_err(|e| ConfigError(format!("VAULT_CLIENT_TIMEOUT: {e}")))?
+        }
+        None => Duration::from_secs(60),
+    };
+    let mount = |default: &str| {
+        a.vault_auth_mount
             .clone()
-            .or_else(|| env.var("AWS_ENDPOINT_URL_ROLESANYWHERE"))
-            .unwrap_or_else(|| target.default_endpoint());
-        let endpoint = Endpoint::parse(&endpoint_raw).map_err(ConfigError)?;
-        if let Some(n) = &a.role_session_name {
-            let ok = (2..=64).contains(&n.len())
-                && n.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"=,.@-_".contains(&b));
-            if !ok {
-                return err(format!(
-                    "--role-session-name {n:?} is invalid: 2-64 characters of A-Z a-z 0-9 =,.@-_"
-                ));
-            }
-        }
-        Ok(RolesAnywhereConfig {
-            target,
-            endpoint,
-            params: SessionParams {
-                duration_seconds: a.session_duration,
-                role_session_name: a.role_session_name.clone(),
-            },
-            no_verify_ssl: a.no_verify_ssl,
-            with_proxy: a.with_proxy,
-            debug: a.debug,
+            .unwrap_or_else(|| default.to_string())
+            .trim_matches('/')
+            .to_string()
+    };
+    let role = a.vault_role.clone().or_else(|| env.var("VAULT_ROLE"));
+    let jwt = |method: JwtMethod, name: &str| -> Result<Auth, ConfigError> {
+        Ok(Auth::Jwt {
+            method,
+            mount: mount(name),
+            role: role.clone().ok_or_else(|| {
+                ConfigError(format!("missing --vault-role for {name} auth: pass it or set IAMRA_VAULT_ROLE (or VAULT_ROLE)"))
+            })?,
+            token_file: a.service_account_token_file.clone(),
         })
+    };
+    let auth = match a.vault_auth {
+        AuthMethod::Kubernetes => jwt(JwtMethod::Kubernetes, "kubernetes")?,
+        AuthMethod::Jwt => jwt(JwtMethod::Jwt, "jwt")?,
+        AuthMethod::Approle => Auth::AppRole {
+            mount: mount("approle"),
+            role_id: a.approle_role_id.clone().ok_or_else(|| {
+                ConfigError("missing --approle-role-id for approle auth (or IAMRA_APPROLE_ROLE_ID)".into())
+            })?,
+            secret_id_file: a.approle_secret_id_file.clone().ok_or_else(|| {
+                ConfigError("missing --approle-secret-id-file for approle auth (or IAMRA_APPROLE_SECRET_ID_FILE)".into())
+            })?,
+        },
+        AuthMethod::Token => Auth::Token {
+            token: Secret::new(env.var("VAULT_TOKEN").ok_or_else(|| {
+                ConfigError("--vault-auth token needs VAULT_TOKEN set".into())
+            })?),
+        },
+    };
+    let common_name = a.common_name.clone().or_else(|| env.var("VAULT_CERT_CN"));
+    if common_name.is_none() && matches!(auth, Auth::AppRole { .. } | Auth::Token { .. }) {
+        return err(
+            "missing --common-name: with approle or token auth there is no ServiceAccount to derive it from (or set IAMRA_COMMON_NAME / VAULT_CERT_CN)",
+        );
     }
-
-    /// A client for this configuration (public roots built in).
-    pub fn session_client(&self) -> Result<SessionClient, ConfigError> {
-        let http = crate::http::client(&ClientOptions {
-            roots: Roots::Public,
-            insecure: self.no_verify_ssl,
-            proxy_from_env: self.with_proxy,
-            connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(15),
-        })
-        .map_err(ConfigError)?;
-        Ok(SessionClient {
-            http,
-            endpoint: self.endpoint.clone(),
-            target: self.target.clone(),
-            params: self.params.clone(),
-            debug: self.debug,
-            max_attempts: None,
-        })
-    }
-}
-
-/// How to log in to Vault.
-#[derive(Debug, Clone)]
-pub enum AuthConfig {
-    /// `auth/<mount>/login` with the ServiceAccount token.
-    Kubernetes {
-        /// Mount path.
-        mount: String,
-        /// Role.
-        role: String,
-        /// Token file, re-read at every login.
-        token_file: PathBuf,
-    },
-    /// `auth/<mount>/login` with a JWT.
-    Jwt {
-        /// Mount path.
-        mount: String,
-        /// Role.
-        role: String,
-        /// JWT file, re-read at every login.
-        token_file: PathBuf,
-    },
-    /// `auth/<mount>/login` with role id and secret id.
-    AppRole {
-        /// Mount path.
-        mount: String,
-        /// Role id.
-        role_id: String,
-        /// File holding the secret id.
-        secret_id_file: PathBuf,
-    },
-    /// A token given in `VAULT_TOKEN`.
-    Token {
-        /// The token.
-        token: Secret,
-    },
-}
-
-/// Vault PKI settings.
-#[derive(Debug, Clone)]
-pub struct PkiConfig {
-    /// Mount.
-    pub mount: String,
-    /// Role.
-    pub role: String,
-    /// sign or issue.
-    pub mode: PkiMode,
-    /// Common name; `None` = derived from the ServiceAccount at login.
-    pub common_name: Option<String>,
-    /// Generated key type.
-    pub key_type: KeyType,
-    /// Requested TTL, as Vault reads it.
-    pub ttl: String,
-}
-
-/// Everything needed to get a certificate from Vault.
-#[derive(Debug, Clone)]
-pub struct VaultConfig {
-    /// Base address, no trailing slash.
-    pub addr: String,
-    /// `X-Vault-Namespace`.
-    pub namespace: Option<String>,
-    /// TLS trust.
-    pub roots: Roots,
-    /// `VAULT_SKIP_VERIFY`.
-    pub insecure: bool,
-    /// Per-request timeout (`VAULT_CLIENT_TIMEOUT`, default 60 s).
-    pub client_timeout: Duration,
-    /// Login.
-    pub auth: AuthConfig,
-    /// PKI.
-    pub pki: PkiConfig,
-    /// Keep the token after use.
-    pub keep_token: bool,
-    /// Overall deadline for retries.
-    pub timeout: Duration,
-}
-
-impl VaultConfig {
-    /// Validates the Vault flags and Vault's environment variables.
-    pub fn new(a: &VaultArgs, env: &dyn Env) -> Result<Self, ConfigError> {
-        let addr = a
-            .vault_addr
-            .clone()
-            .or_else(|| env.var("VAULT_ADDR"))
-            .unwrap_or_else(|| "https://127.0.0.1:8200".into());
-        let url = url::Url::parse(&addr).map_err(|e| {
-            ConfigError(format!(
-                "invalid Vault address {addr:?}: {e}; expected e.g. https://vault.example:8200"
-            ))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return err(format!(
-                "invalid Vault address {addr:?}: expected http(s)://HOST[:PORT]"
-            ));
-        }
-        let insecure = match env.var("VAULT_SKIP_VERIFY") {
-            Some(v) => parse_go_bool("VAULT_SKIP_VERIFY", &v)?,
-            None => false,
-        };
-        let roots = if let Some(f) = env.var("VAULT_CACERT") {
-            Roots::Custom(read_pem_certs(Path::new(&f), "VAULT_CACERT")?)
-        } else if let Some(d) = env.var("VAULT_CAPATH") {
-            let mut certs = Vec::new();
-            let entries = std::fs::read_dir(&d)
-                .map_err(|e| ConfigError(format!("cannot read VAULT_CAPATH folder {d}: {e}")))?;
-            for entry in entries.flatten() {
-                if entry.path().is_file() {
-                    certs.extend(read_pem_certs(&entry.path(), "VAULT_CAPATH").unwrap_or_default());
-                }
-            }
-            if certs.is_empty() {
-                return err(format!("VAULT_CAPATH folder {d} holds no PEM certificates"));
-            }
-            Roots::Custom(certs)
-        } else {
-            Roots::Public
-        };
-        let client_timeout = match env.var("VAULT_CLIENT_TIMEOUT") {
-            Some(v) => {
-                parse_duration(&v).map_err(|e| ConfigError(format!("VAULT_CLIENT_TIMEOUT: {e}")))?
-            }
-            None => Duration::from_secs(60),
-        };
-        let timeout = a.deadline_after()?;
-        let mount = |default: &str| {
-            a.vault_auth_mount
-                .clone()
-                .unwrap_or_else(|| default.to_string())
-                .trim_matches('/')
-                .to_string()
-        };
-        let role = a.vault_role.clone().or_else(|| env.var("VAULT_ROLE"));
-        let need_role = |m: &str| {
-            role.clone().ok_or_else(|| {
-                ConfigError(format!("missing --vault-role for {m} auth: pass it or set IAMRA_VAULT_ROLE (or VAULT_ROLE)"))
-            })
-        };
-        let auth = match a.vault_auth {
-            AuthMethod::Kubernetes => AuthConfig::Kubernetes {
-                mount: mount("kubernetes"),
-                role: need_role("kubernetes")?,
-                token_file: a.service_account_token_file.clone(),
-            },
-            AuthMethod::Jwt => AuthConfig::Jwt {
-                mount: mount("jwt"),
-                role: need_role("jwt")?,
-                token_file: a.service_account_token_file.clone(),
-            },
-            AuthMethod::Approle => AuthConfig::AppRole {
-                mount: mount("approle"),
-                role_id: a.approle_role_id.clone().ok_or_else(|| {
-                    ConfigError("missing --approle-role-id for approle auth (or IAMRA_APPROLE_ROLE_ID)".into())
-                })?,
-                secret_id_file: a.approle_secret_id_file.clone().ok_or_else(|| {
-                    ConfigError("missing --approle-secret-id-file for approle auth (or IAMRA_APPROLE_SECRET_ID_FILE)".into())
-                })?,
-            },
-            AuthMethod::Token => AuthConfig::Token {
-                token: Secret::new(env.var("VAULT_TOKEN").ok_or_else(|| {
-                    ConfigError("--vault-auth token needs VAULT_TOKEN set".into())
-                })?),
-            },
-        };
-        let common_name = a.common_name.clone().or_else(|| env.var("VAULT_CERT_CN"));
-        if common_name.is_none()
-            && matches!(auth, AuthConfig::AppRole { .. } | AuthConfig::Token { .. })
-        {
-            return err(
-                "missing --common-name: with approle or token auth there is no ServiceAccount to derive it from (or set IAMRA_COMMON_NAME / VAULT_CERT_CN)",
-            );
-        }
-        let pki_role = a.pki_role.clone().ok_or_else(|| {
-            ConfigError("missing --pki-role: the Vault PKI role that signs the certificate (or IAMRA_PKI_ROLE)".into())
-        })?;
-        parse_duration(&a.cert_ttl).map_err(|e| ConfigError(format!("--cert-ttl: {e}")))?;
-        Ok(VaultConfig {
-            addr: addr.trim_end_matches('/').to_string(),
-            namespace: env.var("VAULT_NAMESPACE"),
-            roots,
-            insecure,
-            client_timeout,
-            auth,
-            pki: PkiConfig {
-                mount: a.pki_mount.trim_matches('/').to_string(),
-                role: pki_role,
-                mode: a.pki_mode,
-                common_name,
-                key_type: a.key_type,
-                ttl: a.cert_ttl.clone(),
-            },
-            keep_token: a.keep_vault_token,
-            timeout,
-        })
-    }
-
-    /// A short description of the source, for cache keys and logs (no secrets).
-    pub fn describe(&self) -> String {
-        let auth = match &self.auth {
-            AuthConfig::Kubernetes {
-                mount,
-                role,
-                token_file,
-            } => {
-                format!("kubernetes:{mount}:{role}:{}", token_file.display())
-            }
-            AuthConfig::Jwt {
-                mount,
-                role,
-                token_file,
-            } => format!("jwt:{mount}:{role}:{}", token_file.display()),
-            AuthConfig::AppRole { mount, role_id, .. } => format!("approle:{mount}:{role_id}"),
-            AuthConfig::Token { .. } => "token".into(),
-        };
-        format!(
-            "{} ns={} auth={auth} pki={}/{} mode={:?} cn={} key={:?} ttl={}",
-            self.addr,
-            self.namespace.as_deref().unwrap_or(""),
-            self.pki.mount,
-            self.pki.role,
-            self.pki.mode,
-            self.pki
-                .common_name
-                .as_deref()
-                .unwrap_or("<from service account>"),
-            self.pki.key_type,
-            self.pki.ttl
+    let pki_role = a.pki_role.clone().ok_or_else(|| {
+        ConfigError(
+            "missing --pki-role: the Vault PKI role that signs the certificate (or IAMRA_PKI_ROLE)"
+                .into(),
         )
+    })?;
+    parse_duration(&a.cert_ttl).map_err(|e| ConfigError(format!("--cert-ttl: {e}")))?;
+    let settings = vault::Settings {
+        addr: addr.trim_end_matches('/').to_string(),
+        namespace: env.var("VAULT_NAMESPACE"),
+        roots,
+        insecure,
+        client_timeout,
+        auth,
+        pki: vault::Pki {
+            mount: a.pki_mount.trim_matches('/').to_string(),
+            role: pki_role,
+            ttl: a.cert_ttl.clone(),
+        },
+    };
+    let client = VaultClient::new(&settings).map_err(|e| {
+        ConfigError(format!(
+            "cannot use Vault's TLS settings: {e}; check VAULT_CACERT / VAULT_CAPATH"
+        ))
+    })?;
+    Ok(VaultSource {
+        client,
+        settings,
+        mode: match a.pki_mode {
+            cli::PkiMode::Sign => PkiMode::Sign,
+            cli::PkiMode::Issue => PkiMode::Issue,
+        },
+        key_type: match a.key_type {
+            cli::KeyType::EcP256 => KeyType::EcP256,
+            cli::KeyType::EcP384 => KeyType::EcP384,
+            cli::KeyType::Rsa2048 => KeyType::Rsa2048,
+            cli::KeyType::Rsa3072 => KeyType::Rsa3072,
+            cli::KeyType::Rsa4096 => KeyType::Rsa4096,
+        },
+        common_name,
+        keep_token: a.keep_vault_token,
+    })
+}
+
+/// `credential-process`'s source: the certificate files when given, else Vault.
+pub(crate) fn file_or_vault_source(
+    a: &CredentialProcessArgs,
+    env: &dyn Env,
+) -> Result<Source, ConfigError> {
+    match (&a.certificate, &a.private_key) {
+        (Some(certificate), Some(private_key)) => Ok(Source::Files(FileSource {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+            intermediates: a.intermediates.clone(),
+        })),
+        (Some(_), None) => err("missing --private-key for --certificate"),
+        (None, Some(_)) => err("missing --certificate for --private-key"),
+        (None, None) => {
+            if a.vault.pki_role.is_none()
+                && a.vault.vault_addr.is_none()
+                && env.var("VAULT_ADDR").is_none()
+            {
+                return err(
+                    "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault)",
+                );
+            }
+            Ok(Source::Vault(Box::new(vault_source(&a.vault, env)?)))
+        }
     }
+}
+
+/// `credential-process`'s cache folder: `--cache-dir`, else `$XDG_CACHE_HOME/iamra-bootstrap`,
+/// else `~/.cache/iamra-bootstrap`; `None` with `--no-cache` or nowhere to put it.
+pub(crate) fn cache(a: &CredentialProcessArgs, env: &dyn Env) -> Option<Cache> {
+    if a.no_cache {
+        return None;
+    }
+    let dir = match &a.cache_dir {
+        Some(d) => d.clone(),
+        None => env
+            .var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| env.var("HOME").map(|h| Path::new(&h).join(".cache")))?
+            .join("iamra-bootstrap"),
+    };
+    Some(Cache { dir })
 }
 
 fn read_pem_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
@@ -461,51 +388,54 @@ fn read_pem_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>
     Ok(certs)
 }
 
-/// Where `init`/`serve` write.
-#[derive(Debug, Clone)]
-pub struct OutputConfig {
-    /// Credentials file.
-    pub credentials_file: PathBuf,
-    /// Profile.
-    pub profile: String,
-    /// Config file for the region.
-    pub config_file: Option<PathBuf>,
-    /// Termination log.
-    pub termination_log: PathBuf,
+/// Where `init` and `serve` write: `--credentials-file`/`IAMRA_CREDENTIALS_FILE`, then
+/// `AWS_SHARED_CREDENTIALS_FILE`, then `~/.aws/credentials`.
+pub(crate) fn output(a: &OutputArgs, env: &dyn Env) -> Result<Output, ConfigError> {
+    let credentials_file = match a
+        .credentials_file
+        .clone()
+        .or_else(|| env.var("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from))
+    {
+        Some(p) => p,
+        None => match env.var("HOME") {
+            Some(h) => Path::new(&h).join(".aws/credentials"),
+            None => {
+                return err(
+                    "no credentials file: pass --credentials-file or set AWS_SHARED_CREDENTIALS_FILE (HOME is not set)",
+                );
+            }
+        },
+    };
+    let p = a.profile.trim();
+    if p.is_empty() || p.contains(['[', ']', '\n', '\r']) {
+        return err(format!(
+            "invalid --profile {:?}: use a plain name such as default",
+            a.profile
+        ));
+    }
+    Ok(Output {
+        credentials_file,
+        profile: p.to_string(),
+        config_file: a.config_file.clone(),
+    })
 }
 
-impl OutputConfig {
-    /// Resolves the credentials file: flag/`IAMRA_CREDENTIALS_FILE`, then
-    /// `AWS_SHARED_CREDENTIALS_FILE`, then `~/.aws/credentials`.
-    pub fn new(a: &OutputArgs, env: &dyn Env) -> Result<Self, ConfigError> {
-        let credentials_file = match a
-            .credentials_file
-            .clone()
-            .or_else(|| env.var("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from))
-        {
-            Some(p) => p,
-            None => match env.var("HOME") {
-                Some(h) => Path::new(&h).join(".aws/credentials"),
-                None => {
-                    return err(
-                        "no credentials file: pass --credentials-file or set AWS_SHARED_CREDENTIALS_FILE (HOME is not set)",
-                    );
-                }
-            },
-        };
-        let p = a.profile.trim();
-        if p.is_empty() || p.contains(['[', ']', '\n', '\r']) {
-            return err(format!(
-                "invalid --profile {:?}: use a plain name such as default",
-                a.profile
-            ));
-        }
-        Ok(OutputConfig {
-            credentials_file,
-            profile: p.to_string(),
-            config_file: a.config_file.clone(),
-            termination_log: a.termination_log.clone(),
-        })
+/// `serve`'s listeners and endpoints; `role` names the role IMDS lists.
+pub(crate) fn serve(a: &ServeArgs, role: &Arn) -> serve::Settings {
+    serve::Settings {
+        listen: a.listen,
+        health_listen: None,
+        auth_token_file: a.auth_token_file.clone(),
+        imds: a.imds,
+        role_name: role.raw.rsplit('/').next().unwrap_or("role").to_string(),
+    }
+}
+
+/// The log format flag as the logger takes it.
+pub(crate) fn log_format(f: LogFormat) -> logging::Format {
+    match f {
+        LogFormat::Text => logging::Format::Text,
+        LogFormat::Json => logging::Format::Json,
     }
 }
 
@@ -525,6 +455,15 @@ mod tests {
     const ROLE: &str = "arn:aws:iam::123456789012:role/R";
 
     #[test]
+    fn timeout_must_be_more_than_zero() {
+        let t = |v: &str| timeout(&TimeoutArgs { timeout: v.into() });
+        assert_eq!(t("90s").unwrap(), Duration::from_secs(90));
+        assert!(t("0s").unwrap_err().0.contains("more than zero"));
+        assert!(t("0").is_err());
+        assert!(t("soon").unwrap_err().0.contains("--timeout"));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
@@ -542,7 +481,7 @@ mod tests {
             ..Default::default()
         };
         let e = env(&[("ANCHOR_ARN", TA), ("PROFILE_ARN", PR), ("ROLE_ARN", ROLE)]);
-        let c = RolesAnywhereConfig::new(&a, &e).unwrap();
+        let c = rolesanywhere(&a, &e).unwrap();
         assert_eq!(c.target.role.raw, ROLE);
         assert_eq!(c.endpoint.host, "rolesanywhere.us-east-1.amazonaws.com");
         let a = RolesAnywhereArgs {
@@ -550,7 +489,7 @@ mod tests {
             ..a
         };
         assert_eq!(
-            RolesAnywhereConfig::new(&a, &e).unwrap().target.role.raw,
+            rolesanywhere(&a, &e).unwrap().target.role.raw,
             "arn:aws:iam::123456789012:role/Flag"
         );
     }
@@ -561,7 +500,7 @@ mod tests {
             session_duration: 3600,
             ..Default::default()
         };
-        let e = RolesAnywhereConfig::new(&a, &env(&[])).unwrap_err().0;
+        let e = rolesanywhere(&a, &env(&[])).unwrap_err().0;
         assert!(e.contains("--trust-anchor-arn"), "{e}");
         let all = env(&[("ANCHOR_ARN", TA), ("PROFILE_ARN", PR), ("ROLE_ARN", ROLE)]);
         for d in [899, 43201] {
@@ -569,7 +508,7 @@ mod tests {
                 session_duration: d,
                 ..Default::default()
             };
-            let e = RolesAnywhereConfig::new(&a, &all).unwrap_err().0;
+            let e = rolesanywhere(&a, &all).unwrap_err().0;
             assert!(e.contains("between 900 and 43200"), "{e}");
         }
         let a = RolesAnywhereArgs {
@@ -581,10 +520,7 @@ mod tests {
             "AWS_ENDPOINT_URL_ROLESANYWHERE".into(),
             "http://127.0.0.1:9/p".into(),
         );
-        assert_eq!(
-            RolesAnywhereConfig::new(&a, &e2).unwrap().endpoint.path,
-            "/p/sessions"
-        );
+        assert_eq!(rolesanywhere(&a, &e2).unwrap().endpoint.path, "/p/sessions");
     }
 
     #[test]
@@ -594,27 +530,26 @@ mod tests {
             pki_role: Some("r".into()),
             pki_mount: "pki_int".into(),
             cert_ttl: "1h".into(),
-            timeout: "2m".into(),
             ..Default::default()
         };
-        let e = VaultConfig::new(&a, &env(&[("VAULT_ROLE", "app")])).unwrap();
+        let e = vault_source(&a, &env(&[("VAULT_ROLE", "app")])).unwrap();
         assert!(
-            matches!(e.auth, AuthConfig::Kubernetes { ref role, ref mount, .. } if role == "app" && mount == "kubernetes")
+            matches!(e.settings.auth, Auth::Jwt { method: JwtMethod::Kubernetes, ref role, ref mount, .. } if role == "app" && mount == "kubernetes")
         );
-        assert_eq!(e.addr, "https://127.0.0.1:8200");
-        let bad = VaultConfig::new(
+        assert_eq!(e.settings.addr, "https://127.0.0.1:8200");
+        let bad = vault_source(
             &a,
             &env(&[("VAULT_ROLE", "app"), ("VAULT_SKIP_VERIFY", "yes")]),
         )
         .unwrap_err()
         .0;
         assert!(bad.contains("VAULT_SKIP_VERIFY"), "{bad}");
-        let ok = VaultConfig::new(
+        let ok = vault_source(
             &a,
             &env(&[("VAULT_ROLE", "app"), ("VAULT_SKIP_VERIFY", "T")]),
         )
         .unwrap();
-        assert!(ok.insecure);
+        assert!(ok.settings.insecure);
         let a2 = VaultArgs {
             vault_auth: AuthMethod::Approle,
             approle_role_id: Some("x".into()),
@@ -622,16 +557,26 @@ mod tests {
             ..a.clone()
         };
         assert!(
-            VaultConfig::new(&a2, &env(&[]))
+            vault_source(&a2, &env(&[]))
                 .unwrap_err()
                 .0
                 .contains("--common-name")
         );
-        let t = VaultConfig::new(
+        let t = vault_source(
             &a,
             &env(&[("VAULT_ROLE", "app"), ("VAULT_CLIENT_TIMEOUT", "30s")]),
         )
         .unwrap();
-        assert_eq!(t.client_timeout, Duration::from_secs(30));
+        assert_eq!(t.settings.client_timeout, Duration::from_secs(30));
+        let bad_ca = vault_source(
+            &a,
+            &env(&[
+                ("VAULT_ROLE", "app"),
+                ("VAULT_CACERT", "/nonexistent/ca.pem"),
+            ]),
+        )
+        .unwrap_err()
+        .0;
+        assert!(bad_ca.contains("VAULT_CACERT"), "{bad_ca}");
     }
 }

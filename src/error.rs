@@ -2,55 +2,48 @@
 //!
 //! | exit | kind |
 //! |---|---|
-//! | 2 | usage or configuration: flags, ARNs, certificate and key files |
+//! | 2 | usage or configuration: flags, ARNs, certificate and key files, a busy listen address |
 //! | 3 | Vault |
 //! | 4 | Roles Anywhere (and `--verify`'s STS call) |
 //! | 5 | output: the credentials, config or token file could not be written |
 //! | 1 | anything else |
 
 use std::fmt;
-use std::path::PathBuf;
 
+use crate::aws::credentials_file::WriteError;
 use crate::config::ConfigError;
-use crate::material::MaterialError;
-use crate::rolesanywhere::session::SessionError;
-use crate::vault::VaultError;
+use crate::serve::ServeError;
+use crate::source::SourceError;
 
 /// Any failure of a command.
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// Bad flags or environment.
     Config(ConfigError),
-    /// Bad certificate or key.
-    Material(MaterialError),
-    /// Vault failed.
-    Vault(VaultError),
-    /// Roles Anywhere failed.
-    Session(SessionError),
+    /// No credentials from the source (certificate, Vault or Roles Anywhere).
+    Source(SourceError),
+    /// A credentials or config file could not be written.
+    Output(WriteError),
+    /// `serve` could not start.
+    Serve(ServeError),
     /// STS GetCallerIdentity failed (`--verify`).
     Verify(String),
-    /// A file could not be written.
-    Output {
-        /// What it was.
-        what: &'static str,
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Anything else.
     Other(String),
 }
 
 impl Error {
     /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Material(_) => 2,
-            Error::Vault(_) => 3,
-            Error::Session(_) | Error::Verify(_) => 4,
-            Error::Output { .. } => 5,
-            Error::Other(_) => 1,
+            Error::Config(_) => 2,
+            Error::Source(SourceError::Material(_) | SourceError::NoCommonName) => 2,
+            Error::Source(SourceError::Vault(_)) => 3,
+            Error::Source(SourceError::Session(_)) | Error::Verify(_) => 4,
+            Error::Source(SourceError::Keygen(_)) => 1,
+            Error::Output(_) => 5,
+            Error::Serve(ServeError::Bind { .. }) => 2,
+            Error::Serve(ServeError::TokenFile { .. }) => 5,
+            Error::Serve(ServeError::Signal(_)) | Error::Other(_) => 1,
         }
     }
 }
@@ -59,15 +52,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(e) => e.fmt(f),
-            Error::Material(e) => e.fmt(f),
-            Error::Vault(e) => e.fmt(f),
-            Error::Session(e) => e.fmt(f),
+            Error::Source(e) => e.fmt(f),
+            Error::Output(e) => e.fmt(f),
+            Error::Serve(e) => e.fmt(f),
             Error::Verify(e) => write!(f, "--verify: {e}"),
-            Error::Output { what, path, source } => write!(
-                f,
-                "cannot write the {what} {}: {source}; check that the folder exists or can be created and is writable",
-                path.display()
-            ),
             Error::Other(e) => f.write_str(e),
         }
     }
@@ -77,10 +65,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Config(e) => Some(e),
-            Error::Material(e) => Some(e),
-            Error::Vault(e) => Some(e),
-            Error::Session(e) => Some(e),
-            Error::Output { source, .. } => Some(source),
+            Error::Source(e) => Some(e),
+            Error::Output(e) => Some(e),
+            Error::Serve(e) => Some(e),
             Error::Verify(_) | Error::Other(_) => None,
         }
     }
@@ -91,26 +78,44 @@ impl From<ConfigError> for Error {
         Error::Config(e)
     }
 }
-impl From<MaterialError> for Error {
-    fn from(e: MaterialError) -> Self {
-        Error::Material(e)
+impl From<SourceError> for Error {
+    fn from(e: SourceError) -> Self {
+        Error::Source(e)
     }
 }
-impl From<VaultError> for Error {
-    fn from(e: VaultError) -> Self {
-        Error::Vault(e)
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        Error::Output(e)
     }
 }
-impl From<SessionError> for Error {
-    fn from(e: SessionError) -> Self {
-        Error::Session(e)
+impl From<ServeError> for Error {
+    fn from(e: ServeError) -> Self {
+        Error::Serve(e)
     }
 }
 
 /// The one line printed for a failure: no newlines, whatever the inner errors said.
-pub fn one_line(e: &impl fmt::Display) -> String {
+pub(crate) fn one_line(e: &impl fmt::Display) -> String {
     e.to_string()
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A failed run as `main` reports it: the exit code and the one line.
+#[derive(Debug)]
+pub struct Failure {
+    /// The process exit code (see the table above).
+    pub exit_code: u8,
+    /// The error, as one line.
+    pub line: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure {
+            exit_code: e.exit_code(),
+            line: one_line(&e),
+        }
+    }
 }

@@ -16,7 +16,7 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 /// Which roots a client trusts.
 #[derive(Debug, Clone)]
-pub enum Roots {
+pub(crate) enum Roots {
     /// The Mozilla roots compiled in.
     Public,
     /// Exactly these certificates.
@@ -25,21 +25,20 @@ pub enum Roots {
 
 /// How to build a client.
 #[derive(Debug, Clone)]
-pub struct ClientOptions {
-    /// Trust roots.
-    pub roots: Roots,
+pub(crate) struct ClientOptions {
+    pub(crate) roots: Roots,
     /// Skip certificate verification entirely (`--no-verify-ssl`, `VAULT_SKIP_VERIFY`).
-    pub insecure: bool,
+    pub(crate) insecure: bool,
     /// Use `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment.
-    pub proxy_from_env: bool,
+    pub(crate) proxy_from_env: bool,
     /// TCP+TLS connect timeout.
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Whole-request timeout (one attempt).
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 /// Builds a reqwest client per `opts`.
-pub fn client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
+pub(crate) fn client(opts: &ClientOptions) -> Result<reqwest::Client, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -127,7 +126,7 @@ impl ServerCertVerifier for NoVerification {
 
 /// A one-line description of a reqwest error, with its innermost cause (no URLs with secrets
 /// are ever built, so the URL may show).
-pub fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     use std::error::Error as _;
     let mut msg = if e.is_timeout() {
         "timed out".to_string()
@@ -152,7 +151,7 @@ pub fn describe(e: &reqwest::Error) -> String {
 /// The TLS certificate problem behind `e`, if any: retrying cannot fix those. reqwest boxes
 /// the rustls error where a downcast cannot reach it, so rustls's own text is matched
 /// (`tests/test_vault_tls_and_sources.py` guards it).
-pub fn certificate_failure(e: &reqwest::Error) -> Option<String> {
+pub(crate) fn certificate_failure(e: &reqwest::Error) -> Option<String> {
     use std::error::Error as _;
     let mut src = e.source();
     while let Some(s) = src {
@@ -167,7 +166,7 @@ pub fn certificate_failure(e: &reqwest::Error) -> Option<String> {
 static NETWORK_MICROS: AtomicU64 = AtomicU64::new(0);
 
 /// Awaits `f` (a request and its response body), adding the time to [`network_ms`].
-pub async fn timed<F: Future>(f: F) -> F::Output {
+pub(crate) async fn timed<F: Future>(f: F) -> F::Output {
     let t = Instant::now();
     let out = f.await;
     NETWORK_MICROS.fetch_add(t.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -176,6 +175,6 @@ pub async fn timed<F: Future>(f: F) -> F::Output {
 
 /// Milliseconds this process has spent waiting on HTTP calls (the benchmark subtracts it from
 /// the wall time to get the tool's own cost).
-pub fn network_ms() -> f64 {
+pub(crate) fn network_ms() -> f64 {
     NETWORK_MICROS.load(Ordering::Relaxed) as f64 / 1000.0
 }

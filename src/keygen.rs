@@ -8,20 +8,29 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use zeroize::Zeroizing;
 
-use crate::cli::KeyType;
 use crate::keys::SigningKey;
+
+/// The key types this tool generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyType {
+    EcP256,
+    EcP384,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
 
 /// A fresh key and a CSR for it.
 #[derive(Debug)]
-pub struct Generated {
+pub(crate) struct Generated {
     /// The key that will sign CreateSession.
-    pub key: SigningKey,
+    pub(crate) key: SigningKey,
     /// PEM CSR with the common name as subject.
-    pub csr_pem: String,
+    pub(crate) csr_pem: String,
 }
 
 /// Generates a key of type `kt` and a CSR for `cn`.
-pub fn generate(kt: KeyType, cn: &str) -> Result<Generated, String> {
+pub(crate) fn generate(kt: KeyType, cn: &str) -> Result<Generated, String> {
     let pkcs8: Zeroizing<Vec<u8>> = match kt {
         KeyType::EcP256 | KeyType::EcP384 => {
             let alg = if kt == KeyType::EcP256 {

@@ -29,12 +29,12 @@ const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3
 const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 
 /// Algorithm name for RSA keys.
-pub const ALG_RSA: &str = "AWS4-X509-RSA-SHA256";
+pub(crate) const ALG_RSA: &str = "AWS4-X509-RSA-SHA256";
 /// Algorithm name for EC keys, whatever the curve.
-pub const ALG_ECDSA: &str = "AWS4-X509-ECDSA-SHA256";
+pub(crate) const ALG_ECDSA: &str = "AWS4-X509-ECDSA-SHA256";
 
 /// A key that can sign a string to sign. `Debug` prints only its type.
-pub enum SigningKey {
+pub(crate) enum SigningKey {
     /// RSA, any size ring accepts (2048–8192 bits).
     Rsa(RsaKeyPair),
     /// EC P-256.
@@ -51,7 +51,7 @@ impl fmt::Debug for SigningKey {
 
 /// Why a key could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     /// No private key PEM block, and not DER either.
     NotAKey,
     /// An `ENCRYPTED PRIVATE KEY`.
@@ -84,7 +84,7 @@ impl std::error::Error for KeyError {}
 
 impl SigningKey {
     /// Reads a private key from PEM (PKCS#8, PKCS#1, SEC1) or DER (PKCS#8, PKCS#1, SEC1).
-    pub fn from_pem_or_der(bytes: &[u8]) -> Result<SigningKey, KeyError> {
+    pub(crate) fn from_pem_or_der(bytes: &[u8]) -> Result<SigningKey, KeyError> {
         let mut pem_found = false;
         for item in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes) {
             let Ok((kind, der)) = item else { break };
@@ -119,7 +119,7 @@ impl SigningKey {
     }
 
     /// Loads a key from a typed DER container.
-    pub fn from_der(der: &PrivateKeyDer<'_>) -> Result<SigningKey, KeyError> {
+    pub(crate) fn from_der(der: &PrivateKeyDer<'_>) -> Result<SigningKey, KeyError> {
         match der {
             PrivateKeyDer::Pkcs8(k) => Self::from_pkcs8(k.secret_pkcs8_der()),
             PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
@@ -148,7 +148,7 @@ impl SigningKey {
     }
 
     /// Loads a PKCS#8 `PrivateKeyInfo`, choosing the signer by its algorithm.
-    pub fn from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
+    pub(crate) fn from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
         let info = PrivateKeyInfo::try_from(der)
             .map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
         let oid = info.algorithm.oid;
@@ -174,7 +174,7 @@ impl SigningKey {
     }
 
     /// The `Authorization` algorithm for this key.
-    pub fn algorithm(&self) -> &'static str {
+    pub(crate) fn algorithm(&self) -> &'static str {
         match self {
             SigningKey::Rsa(_) => ALG_RSA,
             SigningKey::P256(_) | SigningKey::P384(_) => ALG_ECDSA,
@@ -182,7 +182,7 @@ impl SigningKey {
     }
 
     /// A short description (`RSA-2048`, `EC P-256`), safe to log.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             SigningKey::Rsa(k) => format!("RSA-{}", k.public().modulus_len() * 8),
             SigningKey::P256(_) => "EC P-256".into(),
@@ -192,7 +192,7 @@ impl SigningKey {
 
     /// The public key as it stands in a certificate's `subjectPublicKey` BIT STRING: the
     /// `RSAPublicKey` DER for RSA, the uncompressed point for EC.
-    pub fn public_key_bits(&self) -> Vec<u8> {
+    pub(crate) fn public_key_bits(&self) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => k.public().as_ref().to_vec(),
             SigningKey::P256(k) => k.public_key().as_ref().to_vec(),
@@ -206,7 +206,7 @@ impl SigningKey {
 
     /// Signs `message` (the string to sign): RSA PKCS#1 v1.5 SHA-256, or ECDSA over its
     /// SHA-256 digest in DER, whatever the curve.
-    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => {
                 let mut sig = vec![0u8; k.public().modulus_len()];

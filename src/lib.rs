@@ -1,28 +1,79 @@
 //! iamra-bootstrap: AWS credentials through IAM Roles Anywhere, with HashiCorp Vault or
 //! OpenBao as the certificate authority.
 //!
-//! Data flows one way: [`config`] (flags and env, validated), then the identity
-//! ([`material`] from files, or [`vault`] login + PKI with a key from [`keygen`]), then the
-//! signed request ([`rolesanywhere`]), then the session, then a sink in [`aws`] (credentials
-//! file, credential_process JSON, cache) or [`serve`] (ECS and IMDS endpoints).
+//! Data flows one way (see `docs/architecture.md`): [`cli`] flags and the environment become
+//! validated settings (`config`), then a `source` obtains an identity (certificate files, or
+//! `vault` login + PKI with a key from `keygen`), then `rolesanywhere` signs and sends
+//! `CreateSession`, then a sink hands the credentials on (`aws`: credentials file,
+//! credential_process JSON and its cache; `serve`: ECS and IMDS endpoints). The commands in
+//! `cmd` are thin drivers over that pipeline. Only what `main` needs is public.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
-pub mod arn;
-pub mod aws;
 pub mod cli;
-pub mod cmd;
-pub mod config;
-pub mod error;
-pub mod fsutil;
-pub mod http;
-pub mod keygen;
-pub mod keys;
-pub mod logging;
-pub mod material;
-pub mod retry;
-pub mod rolesanywhere;
-pub mod secret;
-pub mod serve;
-pub mod source;
-pub mod vault;
+mod error;
+
+mod arn;
+mod aws;
+mod cmd;
+mod config;
+mod credentials;
+mod fsutil;
+mod http;
+mod keygen;
+mod keys;
+mod logging;
+mod material;
+mod retry;
+mod rolesanywhere;
+mod secret;
+mod serve;
+mod source;
+mod timefmt;
+mod vault;
+
+pub use error::Failure;
+
+use cli::{Cli, Command};
+use config::ProcessEnv;
+use error::Error;
+
+/// Runs the parsed command line: logging, a single-threaded runtime, the command.
+pub fn run(cli: Cli) -> Result<(), Failure> {
+    run_command(cli).map_err(Failure::from)
+}
+
+fn run_command(cli: Cli) -> Result<(), Error> {
+    let env = ProcessEnv;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
+    let log = |format, level: &str| {
+        logging::init(format, level).map_err(|e| Error::Config(config::ConfigError(e)))
+    };
+    match cli.command {
+        Command::CredentialProcess(a) => {
+            // stdout is the JSON and stderr is read by the SDK: only --debug logs.
+            log(
+                logging::Format::Text,
+                if a.ra.debug { "debug" } else { "off" },
+            )?;
+            rt.block_on(cmd::credential_process::run(a, &env))
+        }
+        Command::Init(a) => {
+            log(
+                config::log_format(a.flow.log.log_format),
+                a.flow.log_level(),
+            )?;
+            rt.block_on(cmd::init::run(a, &env))
+        }
+        Command::Serve(a) => {
+            log(
+                config::log_format(a.flow.log.log_format),
+                a.flow.log_level(),
+            )?;
+            rt.block_on(cmd::serve::run(a, &env))
+        }
+    }
+}

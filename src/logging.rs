@@ -1,13 +1,20 @@
 //! Logs: one line per step on stderr, as text or JSON (`--log-format json`), never a secret
 //! (secrets are [`crate::secret::Secret`] and print redacted even at debug level).
 
+use std::time::Instant;
+
 use tracing_subscriber::fmt::format::FmtSpan;
 
-use crate::cli::LogFormat;
-use crate::config::ConfigError;
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Text,
+    Json,
+}
 
-/// Installs the global subscriber. `level` is `off`, `error`, `warn`, `info` or `debug`.
-pub fn init(format: LogFormat, level: &str) -> Result<(), ConfigError> {
+/// Installs the global subscriber. `level` is `off`, `error`, `warn`, `info` or `debug`; any
+/// other value is refused with the message to print.
+pub(crate) fn init(format: Format, level: &str) -> Result<(), String> {
     let level = match level.to_ascii_lowercase().as_str() {
         "off" => None,
         "error" => Some(tracing::Level::ERROR),
@@ -15,9 +22,9 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), ConfigError> {
         "info" => Some(tracing::Level::INFO),
         "debug" | "trace" => Some(tracing::Level::DEBUG),
         other => {
-            return Err(ConfigError(format!(
+            return Err(format!(
                 "invalid --log-level {other:?}: use error, warn, info or debug"
-            )));
+            ));
         }
     };
     let Some(level) = level else { return Ok(()) };
@@ -28,8 +35,13 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), ConfigError> {
         .with_ansi(false)
         .with_span_events(FmtSpan::NONE);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        Format::Text => builder.try_init(),
+        Format::Json => builder.json().flatten_event(true).try_init(),
     };
     Ok(())
+}
+
+/// Milliseconds since `t`, to the microsecond, for step logs.
+pub(crate) fn ms_since(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1e6).round() / 1e3
 }

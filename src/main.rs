@@ -7,10 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use iamra_bootstrap::cli::{Cli, Command, LogFormat};
-use iamra_bootstrap::config::{Env, ProcessEnv};
-use iamra_bootstrap::error::{Error, one_line};
-use iamra_bootstrap::{cmd, logging, serve};
+use iamra_bootstrap::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -35,11 +32,10 @@ fn main() -> ExitCode {
         Command::Serve(a) => Some(a.flow.output.termination_log.clone()),
         Command::CredentialProcess(_) => None,
     };
-    let result = run(cli);
-    match result {
+    match iamra_bootstrap::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            let line = one_line(&e);
+        Err(failure) => {
+            let line = failure.line;
             eprintln!("iamra-bootstrap: error: {line}");
             if let Some(path) = termination_log {
                 // Only when it is there to be written (Kubernetes creates it); never create it.
@@ -52,7 +48,7 @@ fn main() -> ExitCode {
                     let _ = f.write_all(line.as_bytes());
                 }
             }
-            ExitCode::from(e.exit_code())
+            ExitCode::from(failure.exit_code)
         }
     }
 }
@@ -87,27 +83,4 @@ fn usage_error(e: &clap::Error) -> String {
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
     format!("{first}; see --help")
-}
-
-fn run(cli: Cli) -> Result<(), Error> {
-    let env = ProcessEnv;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the runtime: {e}")))?;
-    match cli.command {
-        Command::CredentialProcess(a) => {
-            // stdout is the JSON and stderr is read by the SDK: only --debug logs.
-            logging::init(LogFormat::Text, if a.ra.debug { "debug" } else { "off" })?;
-            rt.block_on(cmd::credential_process::run(a, &env as &dyn Env))
-        }
-        Command::Init(a) => {
-            logging::init(a.flow.log.log_format, a.flow.log_level())?;
-            rt.block_on(cmd::init::run(a, &env))
-        }
-        Command::Serve(a) => {
-            logging::init(a.flow.log.log_format, a.flow.log_level())?;
-            rt.block_on(serve::run(a, &env))
-        }
-    }
 }

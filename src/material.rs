@@ -18,36 +18,29 @@ use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::*;
 
 use crate::keys::{KeyError, SigningKey};
+use crate::timefmt::{self, Style};
+
+fn human(t: OffsetDateTime) -> String {
+    timefmt::format(t, Style::Human)
+}
 
 /// The most intermediates `X-Amz-X509-Chain` may carry.
-pub const MAX_CHAIN: usize = 5;
+pub(crate) const MAX_CHAIN: usize = 5;
 
 /// What is wrong with the certificate material.
 #[derive(Debug)]
-pub enum MaterialError {
+pub(crate) enum MaterialError {
     /// A file could not be read.
     Read {
         /// Which input (`certificate`, `private key`, `intermediates`).
         what: &'static str,
-        /// The path.
         path: PathBuf,
-        /// The OS error.
         source: std::io::Error,
     },
     /// A file held no certificate, or a certificate that does not parse.
-    BadCertificate {
-        /// Where it came from.
-        origin: String,
-        /// Why.
-        reason: String,
-    },
+    BadCertificate { origin: String, reason: String },
     /// The private key could not be used.
-    Key {
-        /// Where it came from.
-        origin: String,
-        /// Why.
-        source: KeyError,
-    },
+    Key { origin: String, source: KeyError },
     /// The leaf fails a Roles Anywhere rule.
     Rejected {
         /// The leaf's subject.
@@ -82,29 +75,25 @@ impl std::error::Error for MaterialError {}
 
 /// A checked leaf, its chain and its key: everything the signer needs.
 #[derive(Debug)]
-pub struct Identity {
-    /// Leaf DER.
-    pub leaf_der: Vec<u8>,
+pub(crate) struct Identity {
+    pub(crate) leaf_der: Vec<u8>,
     /// Intermediates' DER, nearest issuer first, no self-signed root.
-    pub chain_der: Vec<Vec<u8>>,
+    pub(crate) chain_der: Vec<Vec<u8>>,
     /// The leaf serial as a decimal integer (the `Credential=` value).
-    pub serial_decimal: String,
-    /// The leaf's subject, for messages.
-    pub subject: String,
+    pub(crate) serial_decimal: String,
     /// The leaf's notAfter.
-    pub not_after: OffsetDateTime,
-    /// The key.
-    pub key: SigningKey,
+    pub(crate) not_after: OffsetDateTime,
+    pub(crate) key: SigningKey,
 }
 
 impl Identity {
     /// `X-Amz-X509`.
-    pub fn x509_header(&self) -> String {
+    pub(crate) fn x509_header(&self) -> String {
         B64.encode(&self.leaf_der)
     }
 
     /// `X-Amz-X509-Chain`, or `None` without intermediates.
-    pub fn chain_header(&self) -> Option<String> {
+    pub(crate) fn chain_header(&self) -> Option<String> {
         if self.chain_der.is_empty() {
             None
         } else {
@@ -120,7 +109,7 @@ impl Identity {
 
     /// Checks the leaf against the key and the Roles Anywhere rules at `now`, and keeps the
     /// chain minus any self-signed root.
-    pub fn new(
+    pub(crate) fn new(
         leaf_der: Vec<u8>,
         chain_der: Vec<Vec<u8>>,
         key: SigningKey,
@@ -180,15 +169,15 @@ impl Identity {
         if now < not_before {
             return Err(reject(format!(
                 "is not valid before {} (it is now {}): check the clock or wait",
-                fmt_time(not_before),
-                fmt_time(now)
+                human(not_before),
+                human(now)
             )));
         }
         if now > not_after {
             return Err(reject(format!(
                 "expired on {} (it is now {}): renew it",
-                fmt_time(not_after),
-                fmt_time(now)
+                human(not_after),
+                human(now)
             )));
         }
         let serial_decimal = cert.tbs_certificate.serial.to_string();
@@ -206,7 +195,6 @@ impl Identity {
             leaf_der,
             chain_der,
             serial_decimal,
-            subject,
             not_after,
             key,
         })
@@ -274,22 +262,11 @@ fn is_self_signed(der: &[u8]) -> bool {
     }
 }
 
-/// `2024-01-02 03:04:05 UTC`.
-pub fn fmt_time(t: OffsetDateTime) -> String {
-    let t = t.to_offset(::time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
 /// Reads certificates from PEM (any number) or DER (one).
-pub fn parse_certificates(bytes: &[u8], origin: &str) -> Result<Vec<Vec<u8>>, MaterialError> {
+pub(crate) fn parse_certificates(
+    bytes: &[u8],
+    origin: &str,
+) -> Result<Vec<Vec<u8>>, MaterialError> {
     let bad = |reason: String| MaterialError::BadCertificate {
         origin: origin.to_string(),
         reason,
@@ -322,7 +299,7 @@ fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MaterialError> {
 }
 
 /// Loads and checks `--certificate`, `--intermediates` and `--private-key`.
-pub fn load_files(
+pub(crate) fn load_files(
     certificate: &Path,
     intermediates: Option<&Path>,
     private_key: &Path,

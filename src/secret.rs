@@ -9,16 +9,16 @@ use zeroize::Zeroize;
 
 /// A string that never prints. Read it with [`Secret::expose`] at the one place it is sent.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// Wraps a value.
-    pub fn new(value: impl Into<String>) -> Self {
+    pub(crate) fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
 
     /// The value itself; call only where it leaves the process (a header, a file for 0600).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -18,34 +18,33 @@ use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-use super::credentials::Credentials;
 use super::process_json;
+use crate::credentials::Credentials;
 use crate::fsutil;
 
 /// Entries with less validity than this are not reused.
-pub const MIN_REMAINING_SECONDS: i64 = 15 * 60;
+pub(crate) const MIN_REMAINING_SECONDS: i64 = 15 * 60;
 
 /// A cache folder.
 #[derive(Debug, Clone)]
-pub struct Cache {
-    /// The folder.
-    pub dir: PathBuf,
+pub(crate) struct Cache {
+    pub(crate) dir: PathBuf,
 }
 
 /// Builds a cache key from every input that changes the result.
 #[derive(Clone)]
-pub struct KeyBuilder(ring::digest::Context);
+pub(crate) struct KeyBuilder(ring::digest::Context);
 
 impl KeyBuilder {
     /// An empty key.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(b"iamra-bootstrap cache v1\0");
         KeyBuilder(ctx)
     }
 
     /// Adds one named input (length-prefixed, so inputs cannot run together).
-    pub fn add(mut self, name: &str, value: &[u8]) -> Self {
+    pub(crate) fn add(mut self, name: &str, value: &[u8]) -> Self {
         for part in [name.as_bytes(), value] {
             self.0.update(&(part.len() as u64).to_be_bytes());
             self.0.update(part);
@@ -54,7 +53,7 @@ impl KeyBuilder {
     }
 
     /// The hex key.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         hex::encode(self.0.finish())
     }
 }
@@ -69,7 +68,7 @@ impl Cache {
     /// Returns cached credentials for `key` with enough validity left at `now`, or runs
     /// `create` (holding the key's lock) and stores its result. Cache I/O problems are logged
     /// and never fail the call.
-    pub async fn get_or_create<E, F, Fut>(
+    pub(crate) async fn get_or_create<E, F, Fut>(
         &self,
         key: &str,
         now: impl Fn() -> OffsetDateTime,
@@ -120,17 +119,9 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use std::os::unix::fs::PermissionsExt;
 
-    fn creds(exp: OffsetDateTime) -> Credentials {
-        Credentials {
-            access_key_id: "ASIA1".into(),
-            secret_access_key: Secret::new("sk"),
-            session_token: Secret::new("st"),
-            expiration: exp,
-        }
-    }
+    use crate::credentials::fixture as creds;
 
     #[tokio::test]
     async fn reuses_only_with_15_minutes_left() {

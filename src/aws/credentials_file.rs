@@ -5,11 +5,83 @@
 //! section's keys that we own are replaced (a stale `aws_security_token` is dropped); other
 //! sections, keys and comments stay as they were. The file is replaced atomically, mode 0600,
 //! its folder created 0700 when missing ([`crate::fsutil`]).
+//!
+//! The sink of `init` and `serve` is [`write_output`]: the profile in the credentials file, and
+//! the region in the config file when one is named ([`Output`]).
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use super::credentials::Credentials;
+use crate::credentials::Credentials;
 use crate::fsutil;
+use crate::logging::ms_since;
+
+/// Where `init` and `serve` write.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub(crate) credentials_file: PathBuf,
+    /// The profile (section) name, checked to be a plain name.
+    pub(crate) profile: String,
+    /// Also record the region for the profile here.
+    pub(crate) config_file: Option<PathBuf>,
+}
+
+/// A file that could not be written.
+#[derive(Debug)]
+pub(crate) struct WriteError {
+    /// What it was (`credentials file`, `config file`).
+    pub(crate) what: &'static str,
+    pub(crate) path: PathBuf,
+    pub(crate) source: std::io::Error,
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot write the {} {}: {}; check that the folder exists or can be created and is writable",
+            self.what,
+            self.path.display(),
+            self.source
+        )
+    }
+}
+
+impl std::error::Error for WriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Writes the credentials file (and the region into the config file) per `out`.
+pub(crate) fn write_output(
+    out: &Output,
+    region: &str,
+    creds: &Credentials,
+) -> Result<(), WriteError> {
+    let t = Instant::now();
+    write_credentials(&out.credentials_file, &out.profile, creds).map_err(|source| WriteError {
+        what: "credentials file",
+        path: out.credentials_file.clone(),
+        source,
+    })?;
+    if let Some(cf) = &out.config_file {
+        write_region(cf, &out.profile, region).map_err(|source| WriteError {
+            what: "config file",
+            path: cf.clone(),
+            source,
+        })?;
+    }
+    tracing::info!(
+        step = "write",
+        duration_ms = ms_since(t),
+        path = %out.credentials_file.display(),
+        profile = %out.profile,
+        "wrote the credentials file"
+    );
+    Ok(())
+}
 
 /// Keys this tool owns in a credentials section.
 const CREDENTIAL_KEYS: [&str; 4] = [
@@ -36,7 +108,7 @@ fn key_of(line: &str) -> Option<String> {
 
 /// Sets `values` in section `[section]` of an INI text, dropping the section's lines whose key
 /// is in `owned`; everything else is kept. Adds the section at the end when missing.
-pub fn set_section(
+pub(crate) fn set_section(
     existing: &str,
     section: &str,
     owned: &[&str],
@@ -77,7 +149,11 @@ pub fn set_section(
 }
 
 /// Writes `creds` as profile `profile` into the credentials file at `path`.
-pub fn write_credentials(path: &Path, profile: &str, creds: &Credentials) -> std::io::Result<()> {
+pub(crate) fn write_credentials(
+    path: &Path,
+    profile: &str,
+    creds: &Credentials,
+) -> std::io::Result<()> {
     let existing = read_existing(path)?;
     let text = set_section(
         &existing,
@@ -93,7 +169,7 @@ pub fn write_credentials(path: &Path, profile: &str, creds: &Credentials) -> std
 }
 
 /// Records `region` for `profile` in the config file at `path`.
-pub fn write_region(path: &Path, profile: &str, region: &str) -> std::io::Result<()> {
+pub(crate) fn write_region(path: &Path, profile: &str, region: &str) -> std::io::Result<()> {
     let section = if profile == "default" {
         "default".to_string()
     } else {

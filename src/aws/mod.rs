@@ -1,7 +1,7 @@
-//! AWS-side contracts: the credentials type and the sinks that hand credentials to SDKs.
+//! AWS-side contracts: the sinks that hand credentials to SDKs (credentials file,
+//! credential_process JSON and its cache) and `--verify`'s STS call.
 
-pub mod cache;
-pub mod credentials;
-pub mod credentials_file;
-pub mod process_json;
-pub mod sts;
+pub(crate) mod cache;
+pub(crate) mod credentials_file;
+pub(crate) mod process_json;
+pub(crate) mod sts;

@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::credentials::{Credentials, parse_rfc3339};
+use crate::credentials::Credentials;
 use crate::secret::Secret;
+use crate::timefmt::parse_rfc3339;
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -19,7 +20,7 @@ struct ProcessJson<'a> {
 }
 
 /// Renders credentials as credential_process JSON.
-pub fn to_json(c: &Credentials) -> String {
+pub(crate) fn to_json(c: &Credentials) -> String {
     serde_json::to_string(&ProcessJson {
         version: 1,
         access_key_id: c.access_key_id.as_str().into(),
@@ -31,7 +32,7 @@ pub fn to_json(c: &Credentials) -> String {
 }
 
 /// Reads credential_process JSON back (the cache); `None` if it is not that shape.
-pub fn from_json(s: &[u8]) -> Option<Credentials> {
+pub(crate) fn from_json(s: &[u8]) -> Option<Credentials> {
     let p: ProcessJson<'_> = serde_json::from_slice(s).ok()?;
     if p.version != 1 {
         return None;
@@ -50,12 +51,7 @@ mod tests {
 
     #[test]
     fn exact_shape_and_round_trip() {
-        let c = Credentials {
-            access_key_id: "ASIA1".into(),
-            secret_access_key: Secret::new("sk"),
-            session_token: Secret::new("st"),
-            expiration: time::macros::datetime!(2025-12-11 16:34:25 UTC),
-        };
+        let c = crate::credentials::fixture(time::macros::datetime!(2025-12-11 16:34:25 UTC));
         let j = to_json(&c);
         assert_eq!(
             j,

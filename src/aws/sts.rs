@@ -12,22 +12,20 @@ use std::time::SystemTime;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 
-use super::credentials::Credentials;
+use crate::credentials::Credentials;
 
 const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
 /// Who the credentials belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallerIdentity {
-    /// The assumed-role ARN.
-    pub arn: String,
-    /// The account id.
-    pub account: String,
+pub(crate) struct CallerIdentity {
+    pub(crate) arn: String,
+    pub(crate) account: String,
 }
 
 /// Calls GetCallerIdentity at `endpoint` (a URL) for `region`.
-pub async fn get_caller_identity(
+pub(crate) async fn get_caller_identity(
     http: &reqwest::Client,
     endpoint: &str,
     region: &str,

@@ -19,7 +19,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use ring::digest;
 
 /// The service name in the credential scope.
-pub const SERVICE: &str = "rolesanywhere";
+pub(crate) const SERVICE: &str = "rolesanywhere";
 
 /// RFC 3986 unreserved characters stay; everything else is `%XX` with upper-case hex.
 const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
@@ -29,12 +29,12 @@ const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Percent-encodes a query key or value as SigV4 requires.
-pub fn uri_encode(s: &str) -> String {
+pub(crate) fn uri_encode(s: &str) -> String {
     utf8_percent_encode(s, RFC3986).to_string()
 }
 
 /// `k=v&k=v` with keys (then values) sorted and both encoded; empty for no parameters.
-pub fn canonical_query(params: &[(&str, &str)]) -> String {
+pub(crate) fn canonical_query(params: &[(&str, &str)]) -> String {
     let mut encoded: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (uri_encode(k), uri_encode(v)))
@@ -48,35 +48,35 @@ pub fn canonical_query(params: &[(&str, &str)]) -> String {
 }
 
 /// Lower-case hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, data))
 }
 
 /// Everything that goes into the canonical request, as it will be sent.
 #[derive(Debug, Clone)]
-pub struct RequestParts<'a> {
+pub(crate) struct RequestParts<'a> {
     /// The request path, exactly as sent (`/sessions`, or `/prefix/sessions`).
-    pub path: &'a str,
+    pub(crate) path: &'a str,
     /// The canonical query string (see [`canonical_query`]); also what is sent.
-    pub query: &'a str,
+    pub(crate) query: &'a str,
     /// The `Host` header value, with `:port` when one is sent.
-    pub host: &'a str,
+    pub(crate) host: &'a str,
     /// `X-Amz-Date`, `YYYYMMDDTHHMMSSZ`.
-    pub amz_date: &'a str,
+    pub(crate) amz_date: &'a str,
     /// `X-Amz-X509`: the leaf DER in standard base64.
-    pub x509: &'a str,
+    pub(crate) x509: &'a str,
     /// `X-Amz-X509-Chain`: the intermediates, comma-joined, when there are any.
-    pub x509_chain: Option<&'a str>,
+    pub(crate) x509_chain: Option<&'a str>,
     /// The exact body bytes.
-    pub body: &'a [u8],
+    pub(crate) body: &'a [u8],
 }
 
 /// The content type sent and signed.
-pub const CONTENT_TYPE: &str = "application/json";
+pub(crate) const CONTENT_TYPE: &str = "application/json";
 
 impl RequestParts<'_> {
     /// The header names signed, `;`-joined.
-    pub fn signed_headers(&self) -> &'static str {
+    pub(crate) fn signed_headers(&self) -> &'static str {
         if self.x509_chain.is_some() {
             "content-type;host;x-amz-date;x-amz-x509;x-amz-x509-chain"
         } else {
@@ -85,7 +85,7 @@ impl RequestParts<'_> {
     }
 
     /// The canonical request (no trailing newline).
-    pub fn canonical_request(&self) -> String {
+    pub(crate) fn canonical_request(&self) -> String {
         let mut headers = format!(
             "content-type:{CONTENT_TYPE}\nhost:{}\nx-amz-date:{}\nx-amz-x509:{}\n",
             trim_header(self.host),
@@ -112,12 +112,17 @@ fn trim_header(v: &str) -> String {
 }
 
 /// `<yyyymmdd>/<region>/rolesanywhere/aws4_request` for an `X-Amz-Date`.
-pub fn scope(amz_date: &str, region: &str) -> String {
+pub(crate) fn scope(amz_date: &str, region: &str) -> String {
     format!("{}/{region}/{SERVICE}/aws4_request", &amz_date[..8])
 }
 
 /// The string to sign (no trailing newline).
-pub fn string_to_sign(algorithm: &str, amz_date: &str, scope: &str, canonical: &str) -> String {
+pub(crate) fn string_to_sign(
+    algorithm: &str,
+    amz_date: &str,
+    scope: &str,
+    canonical: &str,
+) -> String {
     format!(
         "{algorithm}\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical.as_bytes())
@@ -125,7 +130,7 @@ pub fn string_to_sign(algorithm: &str, amz_date: &str, scope: &str, canonical: &
 }
 
 /// The `Authorization` header value.
-pub fn authorization(
+pub(crate) fn authorization(
     algorithm: &str,
     serial_decimal: &str,
     scope: &str,
@@ -135,20 +140,6 @@ pub fn authorization(
     format!(
         "{algorithm} Credential={serial_decimal}/{scope}, SignedHeaders={signed_headers}, Signature={}",
         hex::encode(signature)
-    )
-}
-
-/// `YYYYMMDDTHHMMSSZ` for a UTC time.
-pub fn amz_date(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
     )
 }
 
@@ -166,9 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn amz_date_format() {
-        let t = time::macros::datetime!(2024-01-02 03:04:05 UTC);
-        assert_eq!(amz_date(t), "20240102T030405Z");
+    fn scope_format() {
         assert_eq!(
             scope("20240102T030405Z", "us-east-1"),
             "20240102/us-east-1/rolesanywhere/aws4_request"

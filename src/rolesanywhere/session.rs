@@ -16,17 +16,17 @@ use time::OffsetDateTime;
 
 use super::sign::{Endpoint, SessionParams, SignedRequest, sign_create_session};
 use crate::arn::Target;
-use crate::aws::credentials::{Credentials, parse_rfc3339};
+use crate::credentials::Credentials;
 use crate::material::Identity;
-use crate::retry::{Backoff, parse_retry_after};
+use crate::retry::{self, Failure, Outcome, Policy, parse_retry_after};
 use crate::secret::Secret;
+use crate::timefmt::parse_rfc3339;
 
 /// Why CreateSession failed.
 #[derive(Debug)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// Roles Anywhere refused the request (a 4xx that retrying will not fix).
     Refused {
-        /// HTTP status.
         status: u16,
         /// AWS error code, e.g. `AccessDeniedException`.
         code: String,
@@ -37,20 +37,12 @@ pub enum SessionError {
     },
     /// Retryable failures until the deadline.
     GaveUp {
-        /// Attempts made.
         attempts: u32,
-        /// The last failure.
         last: String,
-        /// The endpoint.
         url: String,
     },
     /// The endpoint's TLS certificate was refused.
-    Tls {
-        /// The endpoint.
-        url: String,
-        /// What rustls said.
-        why: String,
-    },
+    Tls { url: String, why: String },
     /// A 2xx that is not a usable CreateSession response.
     BadResponse(String),
 }
@@ -90,11 +82,10 @@ impl std::error::Error for SessionError {}
 
 /// A created session.
 #[derive(Debug, Clone)]
-pub struct Session {
-    /// The credentials.
-    pub credentials: Credentials,
+pub(crate) struct Session {
+    pub(crate) credentials: Credentials,
     /// `assumedRoleUser.arn`, when present.
-    pub assumed_role_arn: Option<String>,
+    pub(crate) assumed_role_arn: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,22 +116,19 @@ struct AssumedRoleUser {
     arn: Option<String>,
 }
 
-/// Everything needed to create sessions; cheap to reuse.
+/// Everything needed to create sessions; built once, reused for every session.
 #[derive(Debug, Clone)]
-pub struct SessionClient {
+pub(crate) struct SessionClient {
     /// The HTTP client (public roots, or per `--no-verify-ssl`).
-    pub http: reqwest::Client,
-    /// Where to send.
-    pub endpoint: Endpoint,
-    /// The ARNs and region.
-    pub target: Target,
-    /// Duration and session name.
-    pub params: SessionParams,
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) target: Target,
+    pub(crate) params: SessionParams,
     /// Print the canonical request and string to sign (`--debug`).
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// Give up after this many attempts even before the deadline (`credential-process`:
     /// SDKs wait on it; `init` and `serve` retry until the deadline).
-    pub max_attempts: Option<u32>,
+    pub(crate) max_attempts: Option<u32>,
 }
 
 const BASE_DELAY: Duration = Duration::from_millis(200);
@@ -148,13 +136,17 @@ const MAX_DELAY: Duration = Duration::from_secs(5);
 
 impl SessionClient {
     /// Creates a session with `identity`, retrying until `deadline`.
-    pub async fn create_session(
+    pub(crate) async fn create_session(
         &self,
         identity: &Identity,
         deadline: Instant,
     ) -> Result<Session, SessionError> {
-        let mut backoff = Backoff::new(BASE_DELAY, MAX_DELAY, deadline);
-        loop {
+        let policy = Policy {
+            base: BASE_DELAY,
+            cap: MAX_DELAY,
+            max_attempts: self.max_attempts,
+        };
+        let attempt = || async {
             // Signed afresh each attempt: X-Amz-Date must be current.
             let req = sign_create_session(
                 &self.endpoint,
@@ -170,46 +162,54 @@ impl SessionClient {
                     "signed CreateSession"
                 );
             }
-            let (failure, retry_after) = match self.send(&req).await {
-                Ok(Ok(session)) => return Ok(session),
-                Ok(Err(Attempt::Fatal(e))) => return Err(e),
-                Ok(Err(Attempt::Retry(why, ra))) => (why, ra),
-                Err(e) => {
-                    if let Some(why) = crate::http::certificate_failure(&e) {
-                        return Err(SessionError::Tls {
-                            url: self.endpoint.sessions_url(),
-                            why,
-                        });
-                    }
-                    (crate::http::describe(&e), None)
-                }
-            };
-            tracing::warn!(attempt = backoff.attempts(), error = %failure, "CreateSession failed, will retry");
-            let out_of_attempts = self.max_attempts.is_some_and(|m| backoff.attempts() >= m);
-            if out_of_attempts || !backoff.wait(retry_after).await {
-                return Err(SessionError::GaveUp {
-                    attempts: backoff.attempts(),
-                    last: failure,
+            self.send(&req).await
+        };
+        retry::run("CreateSession", "", policy, deadline, attempt)
+            .await
+            .map_err(|f| match f {
+                Failure::Fatal(e) => e,
+                Failure::GaveUp { attempts, last } => SessionError::GaveUp {
+                    attempts,
+                    last,
                     url: self.endpoint.sessions_url(),
-                });
-            }
-        }
+                },
+            })
     }
 
-    async fn send(&self, req: &SignedRequest) -> Result<Result<Session, Attempt>, reqwest::Error> {
+    /// One attempt, classified: 2xx parsed; connection errors, 5xx, 429 and throttling codes
+    /// retried; a refused TLS certificate and other 4xx fatal.
+    async fn send(&self, req: &SignedRequest) -> Outcome<Session, SessionError> {
         let mut rb = self.http.post(&req.url);
         for (k, v) in &req.headers {
             rb = rb.header(*k, v);
         }
-        let (status, headers, body) = crate::http::timed(async {
+        let sent = crate::http::timed(async {
             let resp = rb.body(req.body.clone()).send().await?;
             let status = resp.status();
             let headers = resp.headers().clone();
             Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
         })
-        .await?;
+        .await;
+        let (status, headers, body) = match sent {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(why) = crate::http::certificate_failure(&e) {
+                    return Outcome::Fatal(SessionError::Tls {
+                        url: self.endpoint.sessions_url(),
+                        why,
+                    });
+                }
+                return Outcome::Retry {
+                    why: crate::http::describe(&e),
+                    after: None,
+                };
+            }
+        };
         if status.is_success() {
-            return Ok(parse_success(&body).map_err(Attempt::Fatal));
+            return match parse_success(&body) {
+                Ok(s) => Outcome::Done(s),
+                Err(e) => Outcome::Fatal(e),
+            };
         }
         let (code, message) = parse_error(&headers, &body);
         let throttled = status.as_u16() == 429
@@ -221,23 +221,18 @@ impl SessionClient {
             } else {
                 format!("HTTP {} {code} {message}", status.as_u16())
             };
-            return Ok(Err(Attempt::Retry(
-                what.trim().to_string(),
-                parse_retry_after(headers.get(http::header::RETRY_AFTER)),
-            )));
+            return Outcome::Retry {
+                why: what.trim().to_string(),
+                after: parse_retry_after(headers.get(http::header::RETRY_AFTER)),
+            };
         }
-        Ok(Err(Attempt::Fatal(SessionError::Refused {
+        Outcome::Fatal(SessionError::Refused {
             status: status.as_u16(),
             hint: hint(&code, &message, &self.target),
             code,
             message,
-        })))
+        })
     }
-}
-
-enum Attempt {
-    Retry(String, Option<Duration>),
-    Fatal(SessionError),
 }
 
 fn parse_success(body: &[u8]) -> Result<Session, SessionError> {

@@ -10,22 +10,23 @@ use time::OffsetDateTime;
 use super::canonical::{self, CONTENT_TYPE, RequestParts};
 use crate::arn::Target;
 use crate::material::Identity;
+use crate::timefmt::{self, Style};
 
 /// Where CreateSession is sent: scheme, host, optional port and optional path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// `https://host[:port]` without a path.
-    pub origin: String,
+    pub(crate) origin: String,
     /// The `Host` header: host, plus `:port` when the URL names one.
-    pub host: String,
+    pub(crate) host: String,
     /// The request path: the prefix, then `/sessions`.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 impl Endpoint {
     /// Parses `--endpoint` (or the default endpoint). Accepts `https://` and `http://` URLs
     /// with an optional port and path prefix; no query or fragment.
-    pub fn parse(raw: &str) -> Result<Endpoint, String> {
+    pub(crate) fn parse(raw: &str) -> Result<Endpoint, String> {
         let url = url::Url::parse(raw).map_err(|e| {
             format!("invalid endpoint {raw:?}: {e}; expected https://HOST[:PORT][/PREFIX]")
         })?;
@@ -55,18 +56,18 @@ impl Endpoint {
     }
 
     /// The CreateSession URL without its query: origin, then path.
-    pub fn sessions_url(&self) -> String {
+    pub(crate) fn sessions_url(&self) -> String {
         format!("{}{}", self.origin, self.path)
     }
 }
 
 /// What the caller asks of the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionParams {
+pub(crate) struct SessionParams {
     /// `durationSeconds`, already checked to be in 900..=43200.
-    pub duration_seconds: u32,
+    pub(crate) duration_seconds: u32,
     /// `roleSessionName`, when given.
-    pub role_session_name: Option<String>,
+    pub(crate) role_session_name: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -79,21 +80,19 @@ struct Body<'a> {
 
 /// A request ready for the wire, plus what `--debug` shows.
 #[derive(Debug, Clone)]
-pub struct SignedRequest {
+pub(crate) struct SignedRequest {
     /// Full URL with the canonical query.
-    pub url: String,
+    pub(crate) url: String,
     /// Headers to send, in order (`Host` included).
-    pub headers: Vec<(&'static str, String)>,
-    /// Body bytes.
-    pub body: Vec<u8>,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Vec<u8>,
     /// The canonical request (no secrets: certificates are public).
-    pub canonical_request: String,
-    /// The string to sign.
-    pub string_to_sign: String,
+    pub(crate) canonical_request: String,
+    pub(crate) string_to_sign: String,
 }
 
 /// Signs a CreateSession request for `target` with `identity` at `now`.
-pub fn sign_create_session(
+pub(crate) fn sign_create_session(
     endpoint: &Endpoint,
     target: &Target,
     params: &SessionParams,
@@ -110,7 +109,7 @@ pub fn sign_create_session(
         ("roleArn", &target.role.raw),
         ("trustAnchorArn", &target.trust_anchor.raw),
     ]);
-    let amz_date = canonical::amz_date(now);
+    let amz_date = timefmt::format(now, Style::AmzDate);
     let x509 = identity.x509_header();
     let chain = identity.chain_header();
     let parts = RequestParts {
@@ -156,7 +155,7 @@ pub fn sign_create_session(
 
 #[cfg(test)]
 mod tests {
-    //! Known-answer tests: `tests/data/kat/` (copied from `shared/testdata/kat`, see NOTICE).
+    //! Known-answer tests: `tests/data/kat/` (see its README and NOTICE).
     use super::*;
     use crate::arn::{Arn, ArnKind};
     use crate::keys::SigningKey;

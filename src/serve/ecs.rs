@@ -2,41 +2,99 @@
 //!
 //! `GET /v1/credentials` with `Authorization: <token>` (the exact content of
 //! `--auth-token-file`, which SDKs read through `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`) →
-//! `200 {"AccessKeyId","SecretAccessKey","Token","Expiration"}`. A missing or wrong token is
-//! `401`/`403`; no valid credentials is `503`; errors are `{"code":"…","message":"…"}`. The
-//! token is 32 random bytes in hex, written 0600 with no trailing newline (SDKs reject CR/LF).
+//! `200 {"AccessKeyId","SecretAccessKey","Token","Expiration"}`. A missing token is `401`, a
+//! wrong one `403`, more than one `Authorization` header `400`; no valid credentials is `503`;
+//! errors are `{"code":"…","message":"…"}`. The token is 32 random bytes in hex, written 0600
+//! with no trailing newline (SDKs reject CR/LF); a valid token already in the file is reused, so
+//! a restarted sidecar keeps the token that clients given it in
+//! `AWS_CONTAINER_AUTHORIZATION_TOKEN` hold.
 
-use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
+
+use http::StatusCode;
+use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use crate::aws::credentials::Credentials;
+use super::{Reply, State, body};
+use crate::fsutil;
 
-/// The body SDKs expect (`Token`, not `SessionToken`).
-pub fn body(c: &Credentials) -> String {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Body<'a> {
-        access_key_id: &'a str,
-        secret_access_key: &'a str,
-        token: &'a str,
-        expiration: String,
+/// The authorization token's length: 32 bytes in hex.
+const TOKEN_LEN: usize = 64;
+
+/// Serves `GET /v1/credentials`.
+pub(crate) fn handle(req: &Parts, s: &State) -> Reply {
+    let Some(token) = &s.token else {
+        return Reply::json(
+            StatusCode::NOT_FOUND,
+            error_body(
+                "NotEnabled",
+                "start serve with --auth-token-file to enable this endpoint",
+            ),
+        );
+    };
+    let mut presented = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let (first, second) = (presented.next(), presented.next());
+    let refuse = |status, code, message| {
+        s.metrics.refused.fetch_add(1, Relaxed);
+        Reply::json(status, error_body(code, message))
+    };
+    let Some(first) = first else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "missing Authorization header",
+        );
+    };
+    if second.is_some() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "more than one Authorization header",
+        );
     }
-    serde_json::to_string(&Body {
-        access_key_id: &c.access_key_id,
-        secret_access_key: c.secret_access_key.expose(),
-        token: c.session_token.expose(),
-        expiration: c.expiration_rfc3339(),
-    })
-    .expect("serialising strings")
+    if !bool::from(first.as_bytes().ct_eq(token.as_bytes())) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "wrong authorization token",
+        );
+    }
+    match s.valid() {
+        Some(c) => {
+            s.metrics.served.fetch_add(1, Relaxed);
+            Reply::json(StatusCode::OK, body::ecs(&c.creds))
+        }
+        None => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "CredentialsUnavailable",
+            "no valid credentials: the refresh is failing, see the sidecar's log",
+        ),
+    }
 }
 
 /// An error body.
-pub fn error_body(code: &str, message: &str) -> String {
+fn error_body(code: &str, message: &str) -> String {
     serde_json::json!({"code": code, "message": message}).to_string()
 }
 
-/// A new random authorization token (64 hex characters).
-pub fn new_token() -> String {
+/// The token in `path` if it holds a valid one (a restart), else a new one written there.
+pub(crate) fn load_or_create_token(path: &Path) -> std::io::Result<String> {
+    if let Ok(existing) = std::fs::read(path)
+        && existing.len() == TOKEN_LEN
+        && existing.iter().all(|b| b.is_ascii_hexdigit())
+    {
+        // Re-assert the mode: the token is a secret.
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        return Ok(String::from_utf8(existing).expect("hex is ASCII"));
+    }
+    let t = new_token();
+    fsutil::write_atomic(path, t.as_bytes())?;
+    Ok(t)
+}
+
+/// A new random token (64 hex characters).
+fn new_token() -> String {
     use ring::rand::SecureRandom;
     let mut b = [0u8; 32];
     ring::rand::SystemRandom::new()
@@ -45,36 +103,69 @@ pub fn new_token() -> String {
     hex::encode(b)
 }
 
-/// Whether the presented header matches the token, in constant time.
-pub fn authorized(presented: Option<&[u8]>, token: &str) -> bool {
-    match presented {
-        Some(p) => bool::from(p.ct_eq(token.as_bytes())),
-        None => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
+    use crate::serve::tests::{state, with_creds};
+
+    fn get(headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::get("/v1/credentials");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
 
     #[test]
-    fn shape_and_auth() {
-        let c = Credentials {
-            access_key_id: "ASIA1".into(),
-            secret_access_key: Secret::new("sk"),
-            session_token: Secret::new("st"),
-            expiration: time::macros::datetime!(2025-12-11 16:34:25 UTC),
-        };
+    fn token_rules_401_403_400_503_and_200() {
+        let s = state(Some("t0k"), false);
+        assert_eq!(handle(&get(&[]), &s).status, StatusCode::UNAUTHORIZED);
         assert_eq!(
-            body(&c),
-            r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"sk","Token":"st","Expiration":"2025-12-11T16:34:25Z"}"#
+            handle(&get(&[("authorization", "nope")]), &s).status,
+            StatusCode::FORBIDDEN
         );
-        let t = new_token();
-        assert_eq!(t.len(), 64);
-        assert!(authorized(Some(t.as_bytes()), &t));
-        assert!(!authorized(Some(b"nope"), &t));
-        assert!(!authorized(None, &t));
-        assert_ne!(new_token(), t);
+        assert_eq!(
+            handle(
+                &get(&[("authorization", "t0k"), ("authorization", "x")]),
+                &s
+            )
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            handle(
+                &get(&[("authorization", "x"), ("authorization", "t0k")]),
+                &s
+            )
+            .status,
+            StatusCode::BAD_REQUEST
+        );
+        let ok = get(&[("authorization", "t0k")]);
+        assert_eq!(handle(&ok, &s).status, StatusCode::SERVICE_UNAVAILABLE);
+        with_creds(&s, 600);
+        let r = handle(&ok, &s);
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains(r#""AccessKeyId":"ASIA1""#), "{}", r.body);
+        with_creds(&s, -1);
+        assert_eq!(handle(&ok, &s).status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(s.metrics.refused.load(Relaxed), 6);
+        assert_eq!(s.metrics.served.load(Relaxed), 1);
+        let off = state(None, false);
+        assert_eq!(handle(&ok, &off).status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn the_token_survives_a_restart() {
+        let dir = std::env::temp_dir().join(format!("iamra-ecs-token-{}", std::process::id()));
+        let path = dir.join("token");
+        let first = load_or_create_token(&path).unwrap();
+        assert_eq!(first.len(), TOKEN_LEN);
+        assert_eq!(load_or_create_token(&path).unwrap(), first);
+        std::fs::write(&path, "short\n").unwrap();
+        let third = load_or_create_token(&path).unwrap();
+        assert_ne!(third, first);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), third);
+        assert_ne!(new_token(), new_token());
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -2,95 +2,230 @@
 //! metadata. Opt-in (`--imds`): any local process can get an IMDS token, so the ECS endpoint
 //! with its token file is the better contract.
 //!
-//! - `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` (1–21600) → a token;
-//!   requests carrying `X-Forwarded-For` are refused, as real IMDS does.
+//! - `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` (1–21600) → a token,
+//!   with the granted TTL echoed in the same response header, as real IMDS does (the Rust and
+//!   Go SDKs require it); requests carrying `X-Forwarded-For` are refused (403), as real IMDS
+//!   does.
 //! - `GET /latest/meta-data/iam/security-credentials/` → the role name;
 //! - `GET /latest/meta-data/iam/security-credentials/<role>` →
 //!   `{"Code":"Success","LastUpdated","Type":"AWS-HMAC","AccessKeyId","SecretAccessKey","Token","Expiration"}`.
 //!
-//! Every GET needs a live token in `X-aws-ec2-metadata-token` (401 otherwise).
+//! Every GET needs a live token in `X-aws-ec2-metadata-token` (401 otherwise). Tokens are not
+//! kept anywhere: a token is its expiry (on this process's monotonic clock) and an HMAC of it
+//! under a key made at start-up, so no client can crowd out another's token, and a restart
+//! invalidates them all (SDKs then fetch a new one, as after an instance reboot).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use http::request::Parts;
+use http::{Method, StatusCode};
+use ring::hmac;
 
-use crate::aws::credentials::{Credentials, rfc3339};
+use super::{Reply, State, body};
 
-/// The most tokens kept at once; the oldest are dropped first.
-const MAX_TOKENS: usize = 1024;
+/// The request and response header that carries the TTL.
+const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+/// The longest TTL real IMDS grants (6 hours).
+const MAX_TTL: u64 = 21_600;
+/// How many bytes of the HMAC a token carries.
+const MAC_LEN: usize = 16;
 
-/// Issued IMDS session tokens.
-#[derive(Debug, Default)]
-pub struct Tokens(Mutex<HashMap<String, Instant>>);
+/// Issues and checks IMDS session tokens.
+#[derive(Debug)]
+pub(crate) struct Tokens {
+    key: hmac::Key,
+    epoch: Instant,
+}
 
-impl Tokens {
-    /// Issues a token valid for `ttl_header` seconds; `None` if the TTL is missing or out of range.
-    pub fn issue(&self, ttl_header: Option<&str>) -> Option<String> {
-        let ttl: u64 = ttl_header?.trim().parse().ok()?;
-        if !(1..=21600).contains(&ttl) {
-            return None;
+impl Default for Tokens {
+    fn default() -> Self {
+        Tokens {
+            key: hmac::Key::generate(hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .expect("system RNG"),
+            epoch: Instant::now(),
         }
-        let token = super::ecs::new_token();
-        let now = Instant::now();
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, exp| *exp > now);
-        if map.len() >= MAX_TOKENS
-            && let Some(oldest) = map.iter().min_by_key(|(_, e)| **e).map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(token.clone(), now + Duration::from_secs(ttl));
-        Some(token)
-    }
-
-    /// Whether `token` is live.
-    pub fn valid(&self, token: Option<&str>) -> bool {
-        let Some(t) = token else { return false };
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(t).is_some_and(|exp| *exp > Instant::now())
     }
 }
 
-/// The credentials document.
-pub fn credentials_body(c: &Credentials, last_updated: time::OffsetDateTime) -> String {
-    #[derive(Serialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Body<'a> {
-        code: &'a str,
-        last_updated: String,
-        r#type: &'a str,
-        access_key_id: &'a str,
-        secret_access_key: &'a str,
-        token: &'a str,
-        expiration: String,
+impl Tokens {
+    /// A token valid for `ttl` seconds from `now`: 16 hex digits of the expiry (ms since
+    /// start-up), then the hex HMAC.
+    fn issue(&self, ttl: u64, now: Instant) -> String {
+        let expiry = (now + Duration::from_secs(ttl)).duration_since(self.epoch);
+        let stamp = format!("{:016x}", expiry.as_millis() as u64);
+        let tag = hmac::sign(&self.key, stamp.as_bytes());
+        format!("{stamp}{}", hex::encode(&tag.as_ref()[..MAC_LEN]))
     }
-    serde_json::to_string(&Body {
-        code: "Success",
-        last_updated: rfc3339(last_updated),
-        r#type: "AWS-HMAC",
-        access_key_id: &c.access_key_id,
-        secret_access_key: c.secret_access_key.expose(),
-        token: c.session_token.expose(),
-        expiration: c.expiration_rfc3339(),
-    })
-    .expect("serialising strings")
+
+    /// Whether `token` is one of ours and live at `now`.
+    fn valid(&self, token: &str, now: Instant) -> bool {
+        if token.len() != 16 + 2 * MAC_LEN || !token.is_ascii() {
+            return false;
+        }
+        let (stamp, mac) = token.split_at(16);
+        let Ok(expiry_ms) = u64::from_str_radix(stamp, 16) else {
+            return false;
+        };
+        let Ok(mac) = hex::decode(mac) else {
+            return false;
+        };
+        let expected = hmac::sign(&self.key, stamp.as_bytes());
+        let authentic = bool::from(subtle::ConstantTimeEq::ct_eq(
+            &expected.as_ref()[..MAC_LEN],
+            mac.as_slice(),
+        ));
+        authentic && now.duration_since(self.epoch) < Duration::from_millis(expiry_ms)
+    }
+}
+
+/// Serves everything under `/latest/`.
+pub(crate) fn handle(req: &Parts, s: &State) -> Reply {
+    let Some(tokens) = &s.imds else {
+        return Reply::text(StatusCode::NOT_FOUND, "IMDS emulation is off (--imds)\n");
+    };
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    let now = Instant::now();
+    let path = req.uri.path();
+    if req.method == Method::PUT && path == "/latest/api/token" {
+        if req.headers.contains_key("x-forwarded-for") {
+            return Reply::text(StatusCode::FORBIDDEN, "forwarded requests are refused\n");
+        }
+        let ttl = header(TTL_HEADER).and_then(|v| v.trim().parse::<u64>().ok());
+        return match ttl {
+            Some(ttl) if (1..=MAX_TTL).contains(&ttl) => {
+                Reply::text(StatusCode::OK, tokens.issue(ttl, now))
+                    .with_header(TTL_HEADER, ttl.to_string())
+            }
+            _ => Reply::text(
+                StatusCode::BAD_REQUEST,
+                "X-aws-ec2-metadata-token-ttl-seconds must be 1-21600\n",
+            ),
+        };
+    }
+    if req.method != Method::GET {
+        return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
+    if !header(TOKEN_HEADER).is_some_and(|t| tokens.valid(t, now)) {
+        return Reply::text(
+            StatusCode::UNAUTHORIZED,
+            "missing or expired IMDSv2 token\n",
+        );
+    }
+    const CREDS: &str = "/latest/meta-data/iam/security-credentials/";
+    match path.strip_prefix(CREDS) {
+        Some("") => Reply::text(StatusCode::OK, s.role_name.clone()),
+        Some(role) if role.trim_end_matches('/') == s.role_name => match s.valid() {
+            Some(c) => Reply::text(StatusCode::OK, body::imds(&c.creds, c.updated)),
+            None => Reply::text(StatusCode::SERVICE_UNAVAILABLE, "no valid credentials\n"),
+        },
+        _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::tests::{state, with_creds};
+
+    fn req(method: Method, path: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn put(headers: &[(&str, &str)]) -> Reply {
+        handle(
+            &req(Method::PUT, "/latest/api/token", headers),
+            &state(None, true),
+        )
+    }
 
     #[test]
-    fn tokens_need_a_valid_ttl() {
+    fn token_ttl_is_checked_and_echoed() {
+        for bad in [
+            &[][..],
+            &[(TTL_HEADER, "0")],
+            &[(TTL_HEADER, "21601")],
+            &[(TTL_HEADER, "x")],
+        ] {
+            assert_eq!(put(bad).status, StatusCode::BAD_REQUEST);
+        }
+        let r = put(&[(TTL_HEADER, "21600")]);
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers, vec![(TTL_HEADER, "21600".to_string())]);
+        assert_eq!(r.body.len(), 48);
+    }
+
+    #[test]
+    fn forwarded_token_requests_are_refused() {
+        let r = put(&[(TTL_HEADER, "60"), ("x-forwarded-for", "10.0.0.1")]);
+        assert_eq!(r.status, StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn tokens_expire_and_cannot_be_forged_or_crowded_out() {
         let t = Tokens::default();
-        assert!(t.issue(None).is_none());
-        assert!(t.issue(Some("0")).is_none());
-        assert!(t.issue(Some("21601")).is_none());
-        let tok = t.issue(Some("60")).unwrap();
-        assert!(t.valid(Some(&tok)));
-        assert!(!t.valid(Some("other")));
-        assert!(!t.valid(None));
+        let now = Instant::now();
+        let tok = t.issue(60, now);
+        assert!(t.valid(&tok, now));
+        assert!(t.valid(&tok, now + Duration::from_secs(59)));
+        assert!(!t.valid(&tok, now + Duration::from_secs(60)));
+        // Any number of other tokens leaves this one valid: nothing is stored.
+        for _ in 0..5000 {
+            t.issue(1, now);
+        }
+        assert!(t.valid(&tok, now));
+        // Another process's token, a changed expiry, garbage: refused.
+        assert!(!Tokens::default().valid(&tok, now));
+        let forged = format!("{:016x}{}", u64::MAX, &tok[16..]);
+        assert!(!t.valid(&forged, now));
+        assert!(!t.valid("bogus", now));
+        assert!(!t.valid(&"é".repeat(24), now));
+    }
+
+    #[test]
+    fn credentials_need_a_live_token() {
+        let s = state(None, true);
+        let tok = handle(
+            &req(Method::PUT, "/latest/api/token", &[(TTL_HEADER, "60")]),
+            &s,
+        )
+        .body;
+        let list = "/latest/meta-data/iam/security-credentials/";
+        let get = |path: &str, token: Option<&str>| {
+            let h: Vec<(&str, &str)> = token.map(|t| (TOKEN_HEADER, t)).into_iter().collect();
+            handle(&req(Method::GET, path, &h), &s)
+        };
+        assert_eq!(get(list, None).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(get(list, Some("bogus")).status, StatusCode::UNAUTHORIZED);
+        let r = get(list, Some(&tok));
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "R"));
+        let role = format!("{list}R");
+        assert_eq!(
+            get(&role, Some(&tok)).status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        with_creds(&s, 600);
+        let r = get(&role, Some(&tok));
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.body.starts_with(r#"{"Code":"Success","LastUpdated":"#),
+            "{}",
+            r.body
+        );
+        assert_eq!(
+            get(&format!("{list}Other"), Some(&tok)).status,
+            StatusCode::NOT_FOUND
+        );
+        let post = handle(&req(Method::POST, list, &[]), &s);
+        assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+        let off = state(None, false);
+        assert_eq!(
+            handle(&req(Method::GET, list, &[]), &off).status,
+            StatusCode::NOT_FOUND
+        );
     }
 }

@@ -4,21 +4,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters kept by the sidecar.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     /// Successful refreshes.
-    pub refreshes: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
     /// Failed refresh attempts.
-    pub failures: AtomicU64,
+    pub(crate) failures: AtomicU64,
     /// Credential requests answered 200.
-    pub served: AtomicU64,
+    pub(crate) served: AtomicU64,
     /// Credential requests refused (auth) or failed (no credentials).
-    pub refused: AtomicU64,
+    pub(crate) refused: AtomicU64,
 }
 
 impl Metrics {
     /// Renders the metrics; the gauges are seconds until expiry (absent before the first
     /// credentials).
-    pub fn render(&self, creds_left: Option<i64>, cert_left: Option<i64>) -> String {
+    pub(crate) fn render(&self, creds_left: Option<i64>, cert_left: Option<i64>) -> String {
         let mut out = String::with_capacity(1024);
         let mut counter = |name: &str, help: &str, v: u64| {
             out.push_str(&format!(

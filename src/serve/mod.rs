@@ -1,380 +1,343 @@
-//! `serve`: the sidecar. Obtains credentials exactly as `init` does, keeps them fresh for as
-//! long as the pod runs, and hands them out.
+//! `serve`'s HTTP side: bind, route, shut down. The sidecar hands out the credentials that
+//! [`refresh`] keeps fresh.
 //!
-//! - Refresh: the whole flow (Vault login re-reading the ServiceAccount token, a new key and
-//!   certificate, CreateSession) at the time [`schedule::next_refresh`] picks; a failure is
-//!   retried with backoff while the current credentials keep being served, never past their
-//!   expiry. `--credentials-file` is rewritten atomically at every refresh.
-//! - HTTP on `--listen` (IPv4 or IPv6): `GET /v1/credentials` ([`ecs`]), `GET /healthz`
-//!   (process alive), `GET /readyz` (200 only while valid credentials exist: the native
-//!   sidecar's `startupProbe`), `GET /metrics` ([`metrics`]), and IMDSv2 with `--imds`
-//!   ([`imds`]).
-//! - SIGTERM or SIGINT: stop accepting, finish, exit 0.
+//! - On `--listen` (IPv4 or IPv6): `GET /v1/credentials` ([`ecs`]), IMDSv2 under `/latest/`
+//!   with `--imds` ([`imds`]), and the health endpoints.
+//! - Health endpoints, also alone on `--health-listen` (for the kubelet's probes, which connect
+//!   to the pod IP while the credentials stay on loopback): `GET /healthz` (process alive),
+//!   `GET /readyz` (200 only while valid credentials exist: the native sidecar's
+//!   `startupProbe`), `GET /metrics` ([`metrics`]).
+//! - A client that does not finish its headers within 10 s is dropped.
+//! - SIGTERM or SIGINT: stop accepting, exit 0.
 
-pub mod ecs;
-pub mod imds;
-pub mod metrics;
-pub mod schedule;
+mod body;
+pub(crate) mod ecs;
+pub(crate) mod imds;
+pub(crate) mod metrics;
+pub(crate) mod refresh;
 
 use std::convert::Infallible;
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::request::Parts;
+use http::{Method, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
-use crate::aws::credentials::Credentials;
-use crate::cli::ServeArgs;
-use crate::cmd::init::{InitConfig, write_output};
-use crate::config::{ConfigError, Env, OutputConfig};
-use crate::error::Error;
-use crate::fsutil;
-use crate::retry::{full_jitter, random_unit};
-use crate::rolesanywhere::session::SessionClient;
-use crate::source::session_from_vault;
+use crate::credentials::Credentials;
+
+/// What to serve and where, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) listen: SocketAddr,
+    /// A second address serving only the health endpoints.
+    pub(crate) health_listen: Option<SocketAddr>,
+    /// Where the ECS endpoint's token is kept; `None` = no ECS endpoint.
+    pub(crate) auth_token_file: Option<PathBuf>,
+    pub(crate) imds: bool,
+    /// The role name IMDS lists (the role ARN's last path segment).
+    pub(crate) role_name: String,
+}
+
+/// Why serving could not start.
+#[derive(Debug)]
+pub(crate) enum ServeError {
+    /// An address could not be bound (in use, not local).
+    Bind {
+        addr: SocketAddr,
+        flag: &'static str,
+        source: std::io::Error,
+    },
+    /// The ECS token file could not be written.
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The signal handlers could not be installed.
+    Signal(std::io::Error),
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Bind { addr, flag, source } => {
+                write!(f, "cannot listen on {addr}: {source}; pick another {flag}")
+            }
+            ServeError::TokenFile { path, source } => write!(
+                f,
+                "cannot write the auth token file {}: {source}; check that the folder exists or can be created and is writable",
+                path.display()
+            ),
+            ServeError::Signal(e) => write!(f, "cannot install the SIGTERM handler: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
 
 /// The credentials being served.
 #[derive(Debug, Clone)]
-struct Current {
-    creds: Credentials,
-    cert_not_after: OffsetDateTime,
-    updated: OffsetDateTime,
+pub(crate) struct Current {
+    pub(crate) creds: Credentials,
+    pub(crate) cert_not_after: OffsetDateTime,
+    pub(crate) updated: OffsetDateTime,
 }
 
 /// State shared by the refresher and the HTTP handlers.
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct State {
     current: RwLock<Option<Current>>,
-    token: Option<String>,
-    imds: Option<imds::Tokens>,
-    role_name: String,
-    metrics: metrics::Metrics,
+    /// The ECS endpoint's token, when enabled.
+    pub(crate) token: Option<String>,
+    pub(crate) imds: Option<imds::Tokens>,
+    pub(crate) role_name: String,
+    pub(crate) metrics: metrics::Metrics,
 }
 
-impl Shared {
+impl State {
+    fn new(token: Option<String>, imds: bool, role_name: String) -> State {
+        State {
+            current: RwLock::new(None),
+            token,
+            imds: imds.then(imds::Tokens::default),
+            role_name,
+            metrics: metrics::Metrics::default(),
+        }
+    }
+
+    /// Replaces the credentials being served.
+    pub(crate) fn set(&self, c: Current) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(c);
+    }
+
+    fn current(&self) -> Option<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// The current credentials if they are still valid.
-    fn valid(&self) -> Option<Current> {
-        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
-        cur.as_ref()
+    pub(crate) fn valid(&self) -> Option<Current> {
+        self.current()
             .filter(|c| c.creds.seconds_left(OffsetDateTime::now_utc()) > 0)
-            .cloned()
     }
 }
 
-/// Runs the sidecar until SIGTERM/SIGINT.
-pub async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
-    let cfg = InitConfig::new(&args.flow.ra, &args.flow.vault, env)?;
-    let session = cfg.ra.session_client()?;
-    // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
-    let output = match args.flow.output.credentials_file {
-        Some(_) => Some(OutputConfig::new(&args.flow.output, env)?),
-        None => None,
-    };
-    if args.auth_token_file.is_none() && !args.imds && output.is_none() {
-        return Err(ConfigError(
-            "nothing to serve: pass --auth-token-file (ECS endpoint), --imds, or --credentials-file".into(),
-        )
-        .into());
+/// A response before it becomes hyper's.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    content_type: &'static str,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain",
+            headers: Vec::new(),
+            body: body.into(),
+        }
     }
-    let token = match &args.auth_token_file {
+
+    pub(crate) fn json(status: StatusCode, body: String) -> Reply {
+        Reply {
+            content_type: "application/json",
+            ..Reply::text(status, body)
+        }
+    }
+
+    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let mut b = Response::builder()
+            .status(self.status)
+            .header("content-type", self.content_type)
+            .header("cache-control", "no-store");
+        for (k, v) in self.headers {
+            b = b.header(k, v);
+        }
+        b.body(Full::new(Bytes::from(self.body)))
+            .expect("static response parts")
+    }
+}
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Routes {
+    All,
+    HealthOnly,
+}
+
+/// Binds the listeners and writes the ECS token file (failing fast, before any credentials
+/// exist), then serves until SIGTERM/SIGINT while `refresher` keeps the credentials fresh.
+pub(crate) async fn run(
+    settings: Settings,
+    refresher: impl refresh::Obtain,
+) -> Result<(), ServeError> {
+    let token = match &settings.auth_token_file {
         Some(path) => {
-            let t = ecs::new_token();
-            fsutil::write_atomic(path, t.as_bytes()).map_err(|source| Error::Output {
-                what: "auth token file",
-                path: path.clone(),
-                source,
-            })?;
-            Some(t)
+            Some(
+                ecs::load_or_create_token(path).map_err(|source| ServeError::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?,
+            )
         }
         None => None,
     };
-    let listener = TcpListener::bind(args.listen).await.map_err(|e| {
-        Error::Config(ConfigError(format!(
-            "cannot listen on {}: {e}; pick another --listen",
-            args.listen
-        )))
-    })?;
-    let role_name = cfg
-        .ra
-        .target
-        .role
-        .raw
-        .rsplit('/')
-        .next()
-        .unwrap_or("role")
-        .to_string();
-    let shared = Arc::new(Shared {
-        current: RwLock::new(None),
-        token,
-        imds: args.imds.then(imds::Tokens::default),
-        role_name,
-        metrics: metrics::Metrics::default(),
-    });
-    tracing::info!(listen = %args.listen, imds = args.imds, ecs = shared.token.is_some(), "serving");
-
-    let refresher = tokio::spawn(refresh_loop(cfg, session, output, shared.clone()));
-    let result = accept_loop(listener, shared, args.listen).await;
-    refresher.abort();
-    result
-}
-
-/// Backoff between failed refreshes: full jitter, from 1 s doubling up to 60 s.
-const RETRY_BASE: Duration = Duration::from_secs(1);
-const RETRY_CAP: Duration = Duration::from_secs(60);
-
-async fn refresh_loop(
-    cfg: InitConfig,
-    session: SessionClient,
-    output: Option<OutputConfig>,
-    shared: Arc<Shared>,
-) {
-    // Consecutive failed refreshes, for the backoff between retries.
-    let mut failures: u32 = 0;
-    loop {
-        let started = OffsetDateTime::now_utc();
-        let wait = match session_from_vault(
-            &session,
-            &cfg.vault,
-            Instant::now() + cfg.vault.timeout,
-        )
-        .await
-        {
-            Ok(got) => {
-                if let Some(out) = &output
-                    && let Err(e) = write_output(out, &cfg.ra.target.region, &got.credentials)
-                {
-                    tracing::warn!(error = %e, "could not rewrite the credentials file");
-                }
-                let expires = got.credentials.expiration;
-                *shared.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current {
-                    creds: got.credentials,
-                    cert_not_after: got.cert_not_after,
-                    updated: started,
-                });
-                shared
-                    .metrics
-                    .refreshes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                failures = 0;
-                let wait = schedule::next_refresh(
-                    started,
-                    expires,
-                    OffsetDateTime::now_utc(),
-                    random_unit(),
-                );
-                tracing::info!(expiration = %crate::aws::credentials::rfc3339(expires), next_refresh_s = wait.as_secs(), "credentials refreshed");
-                wait
-            }
-            Err(e) => {
-                shared
-                    .metrics
-                    .failures
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let still_valid = shared.valid().map(|c| c.creds.expiration_rfc3339());
-                tracing::warn!(error = %crate::error::one_line(&e), serving_until = still_valid.as_deref().unwrap_or("nothing valid"), "refresh failed, will retry");
-                failures = failures.saturating_add(1);
-                full_jitter(RETRY_BASE, RETRY_CAP, failures - 1, random_unit())
-            }
-        };
-        tokio::time::sleep(wait).await;
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-) -> Result<(), Error> {
+    let bind = |addr: SocketAddr, flag: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, flag, source })
+    };
+    let main = bind(settings.listen, "--listen").await?;
+    let health = match settings.health_listen {
+        Some(a) => Some(bind(a, "--health-listen").await?),
+        None => None,
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Other(format!("cannot install the SIGTERM handler: {e}")))?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(&req, &shared)) }
-                    });
-                    // A client that never finishes its headers does not hold a task forever.
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
+        .map_err(ServeError::Signal)?;
+    let state = Arc::new(State::new(token, settings.imds, settings.role_name));
+    tracing::info!(listen = %settings.listen, health_listen = ?settings.health_listen, imds = settings.imds, ecs = state.token.is_some(), "serving");
+
+    let refresh = tokio::spawn(refresh::run(refresher, state.clone()));
+    let mut tasks = vec![tokio::spawn(accept(main, state.clone(), Routes::All))];
+    if let Some(h) = health {
+        tasks.push(tokio::spawn(accept(h, state.clone(), Routes::HealthOnly)));
     }
-    tracing::info!(listen = %addr, "shutting down");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!(listen = %settings.listen, "shutting down");
+    refresh.abort();
+    for t in tasks {
+        t.abort();
+    }
     Ok(())
 }
 
-fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .header("cache-control", "no-store")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response parts")
+async fn accept(listener: TcpListener, state: Arc<State>, routes: Routes) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let (parts, _) = req.into_parts();
+                let reply = route(&parts, &state, routes);
+                async move { Ok::<_, Infallible>(reply.into_response()) }
+            });
+            // A client that never finishes its headers does not hold a task forever.
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
 }
 
-fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    respond(status, "application/json", body)
-}
-
-fn handle(req: &Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
-    let path = req.uri().path();
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    match (req.method(), path) {
-        (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n".into()),
+fn route(req: &Parts, s: &State, routes: Routes) -> Reply {
+    let path = req.uri.path();
+    match (&req.method, path) {
+        (&Method::GET, "/healthz") => Reply::text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") => match s.valid() {
-            Some(_) => respond(StatusCode::OK, "text/plain", "ready\n".into()),
-            None => respond(
+            Some(_) => Reply::text(StatusCode::OK, "ready\n"),
+            None => Reply::text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "no valid credentials yet\n".into(),
+                "no valid credentials yet\n",
             ),
         },
         (&Method::GET, "/metrics") => {
             let now = OffsetDateTime::now_utc();
-            let cur = s.current.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let cur = s.current();
             let body = s.metrics.render(
                 cur.as_ref().map(|c| c.creds.seconds_left(now)),
                 cur.as_ref()
                     .map(|c| (c.cert_not_after - now).whole_seconds()),
             );
-            respond(StatusCode::OK, "text/plain; version=0.0.4", body)
-        }
-        (&Method::GET, "/v1/credentials") => {
-            use std::sync::atomic::Ordering::Relaxed;
-            let Some(token) = &s.token else {
-                return json(
-                    StatusCode::NOT_FOUND,
-                    ecs::error_body(
-                        "NotEnabled",
-                        "start serve with --auth-token-file to enable this endpoint",
-                    ),
-                );
-            };
-            let presented = req
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .map(|v| v.as_bytes());
-            if presented.is_none() {
-                s.metrics.refused.fetch_add(1, Relaxed);
-                return json(
-                    StatusCode::UNAUTHORIZED,
-                    ecs::error_body("Unauthorized", "missing Authorization header"),
-                );
-            }
-            if !ecs::authorized(presented, token) {
-                s.metrics.refused.fetch_add(1, Relaxed);
-                return json(
-                    StatusCode::FORBIDDEN,
-                    ecs::error_body("AccessDenied", "wrong authorization token"),
-                );
-            }
-            match s.valid() {
-                Some(c) => {
-                    s.metrics.served.fetch_add(1, Relaxed);
-                    json(StatusCode::OK, ecs::body(&c.creds))
-                }
-                None => {
-                    s.metrics.refused.fetch_add(1, Relaxed);
-                    json(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ecs::error_body(
-                            "CredentialsUnavailable",
-                            "no valid credentials: the refresh is failing, see the sidecar's log",
-                        ),
-                    )
-                }
+            Reply {
+                content_type: "text/plain; version=0.0.4",
+                ..Reply::text(StatusCode::OK, body)
             }
         }
-        _ if path.starts_with("/latest/") => match &s.imds {
-            None => respond(
-                StatusCode::NOT_FOUND,
-                "text/plain",
-                "IMDS emulation is off (--imds)\n".into(),
-            ),
-            Some(tokens) => imds_route(req, s, tokens, &header),
-        },
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        _ if routes == Routes::HealthOnly => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
+        (&Method::GET, "/v1/credentials") => ecs::handle(req, s),
+        _ if path.starts_with("/latest/") => imds::handle(req, s),
+        _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
 
-fn imds_route<'a>(
-    req: &'a Request<Incoming>,
-    s: &Shared,
-    tokens: &imds::Tokens,
-    header: &dyn Fn(&str) -> Option<&'a str>,
-) -> Response<Full<Bytes>> {
-    const CREDS: &str = "/latest/meta-data/iam/security-credentials/";
-    let path = req.uri().path();
-    if req.method() == Method::PUT && path == "/latest/api/token" {
-        if header("x-forwarded-for").is_some() {
-            return respond(
-                StatusCode::FORBIDDEN,
-                "text/plain",
-                "forwarded requests are refused\n".into(),
-            );
-        }
-        return match tokens.issue(header("x-aws-ec2-metadata-token-ttl-seconds")) {
-            Some(t) => respond(StatusCode::OK, "text/plain", t),
-            None => respond(
-                StatusCode::BAD_REQUEST,
-                "text/plain",
-                "X-aws-ec2-metadata-token-ttl-seconds must be 1-21600\n".into(),
-            ),
-        };
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A state for handler tests: role `R`, an ECS token, IMDS on or off.
+    pub(crate) fn state(token: Option<&str>, imds: bool) -> State {
+        State::new(token.map(str::to_string), imds, "R".into())
     }
-    if req.method() != Method::GET {
-        return respond(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "method not allowed\n".into(),
+
+    /// Serves the fixture credentials, expiring `seconds` from now.
+    pub(crate) fn with_creds(s: &State, seconds: i64) {
+        let now = OffsetDateTime::now_utc();
+        s.set(Current {
+            creds: crate::credentials::fixture(now + time::Duration::seconds(seconds)),
+            cert_not_after: now,
+            updated: now,
+        });
+    }
+
+    fn get(path: &str) -> Parts {
+        http::Request::get(path).body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn health_routes_and_the_health_only_listener() {
+        let s = state(Some("t"), true);
+        let r = |path, routes| route(&get(path), &s, routes).status;
+        assert_eq!(r("/healthz", Routes::All), StatusCode::OK);
+        assert_eq!(
+            r("/readyz", Routes::HealthOnly),
+            StatusCode::SERVICE_UNAVAILABLE
         );
-    }
-    if !tokens.valid(header("x-aws-ec2-metadata-token")) {
-        return respond(
-            StatusCode::UNAUTHORIZED,
-            "text/plain",
-            "missing or expired IMDSv2 token\n".into(),
+        with_creds(&s, 60);
+        assert_eq!(r("/readyz", Routes::HealthOnly), StatusCode::OK);
+        assert_eq!(r("/metrics", Routes::HealthOnly), StatusCode::OK);
+        assert_eq!(
+            r("/v1/credentials", Routes::HealthOnly),
+            StatusCode::NOT_FOUND
         );
-    }
-    match path.strip_prefix(CREDS) {
-        Some("") => respond(StatusCode::OK, "text/plain", s.role_name.clone()),
-        Some(role) if role.trim_end_matches('/') == s.role_name => match s.valid() {
-            Some(c) => respond(
-                StatusCode::OK,
-                "text/plain",
-                imds::credentials_body(&c.creds, c.updated),
+        assert_eq!(
+            r(
+                "/latest/meta-data/iam/security-credentials/",
+                Routes::HealthOnly
             ),
-            None => respond(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "text/plain",
-                "no valid credentials\n".into(),
-            ),
-        },
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(r("/v1/credentials", Routes::All), StatusCode::UNAUTHORIZED);
+        assert_eq!(r("/nope", Routes::All), StatusCode::NOT_FOUND);
     }
 }

@@ -13,19 +13,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::config::VaultConfig;
+use super::Settings;
 use crate::http::ClientOptions;
-use crate::retry::{Backoff, parse_retry_after};
+use crate::retry::{self, Failure, Outcome, Policy, parse_retry_after};
 use crate::secret::Secret;
 
 /// A failed Vault call.
 #[derive(Debug)]
-pub enum VaultError {
+pub(crate) enum VaultError {
     /// Vault answered with an error that retrying will not fix.
     Refused {
         /// What we were doing, with mount and role.
         op: String,
-        /// HTTP status.
         status: u16,
         /// Vault's `errors`, joined.
         errors: String,
@@ -34,27 +33,18 @@ pub enum VaultError {
     },
     /// Retryable failures until the deadline.
     GaveUp {
-        /// What we were doing.
         op: String,
-        /// Attempts made.
         attempts: u32,
-        /// The last failure.
         last: String,
     },
     /// A 2xx without what we needed.
     BadResponse {
-        /// What we were doing.
         op: String,
         /// What is missing.
         why: String,
     },
     /// Vault's TLS certificate was refused.
-    Tls {
-        /// The URL.
-        url: String,
-        /// What rustls said.
-        why: String,
-    },
+    Tls { url: String, why: String },
     /// A local input (token file, secret id file) could not be used.
     Input(String),
 }
@@ -92,21 +82,24 @@ impl fmt::Display for VaultError {
 
 impl std::error::Error for VaultError {}
 
-/// A client bound to one Vault and one deadline.
+/// A client for one Vault; built once, reused for every call (and every refresh).
 #[derive(Debug, Clone)]
-pub struct VaultClient {
+pub(crate) struct VaultClient {
     http: reqwest::Client,
     addr: String,
     namespace: Option<String>,
-    deadline: Instant,
 }
 
-const BASE_DELAY: Duration = Duration::from_millis(250);
-const MAX_DELAY: Duration = Duration::from_secs(10);
+const POLICY: Policy = Policy {
+    base: Duration::from_millis(250),
+    cap: Duration::from_secs(10),
+    max_attempts: None,
+};
 
 impl VaultClient {
-    /// Builds a client; retries stop at `deadline`.
-    pub fn new(cfg: &VaultConfig, deadline: Instant) -> Result<VaultClient, String> {
+    /// Builds a client; fails only on unusable TLS settings (e.g. a `VAULT_CACERT` that is not a
+    /// CA certificate).
+    pub(crate) fn new(cfg: &Settings) -> Result<VaultClient, String> {
         let http = crate::http::client(&ClientOptions {
             roots: cfg.roots.clone(),
             insecure: cfg.insecure,
@@ -118,28 +111,22 @@ impl VaultClient {
             http,
             addr: cfg.addr.clone(),
             namespace: cfg.namespace.clone(),
-            deadline,
         })
     }
 
-    /// The deadline.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// `POST /v1/<path>` with a JSON body, retrying per the module contract; returns the
-    /// JSON answer (`Value::Null` for 204).
-    pub async fn post(
+    /// `POST /v1/<path>` with a JSON body, retrying per the module contract until `deadline`;
+    /// returns the JSON answer (`Value::Null` for 204).
+    pub(crate) async fn post(
         &self,
         op: &str,
         path: &str,
         token: Option<&Secret>,
         body: &Value,
         hint_403: Option<&str>,
+        deadline: Instant,
     ) -> Result<Value, VaultError> {
         let url = format!("{}/v1/{}", self.addr, path.trim_start_matches('/'));
-        let mut backoff = Backoff::new(BASE_DELAY, MAX_DELAY, self.deadline);
-        loop {
+        let attempt = || async {
             let mut rb = self
                 .http
                 .post(&url)
@@ -159,47 +146,71 @@ impl VaultClient {
                 Ok::<_, reqwest::Error>((status, retry_after, text))
             })
             .await;
-            let (failure, retry_after) = match sent {
-                Err(e) => {
-                    if let Some(why) = crate::http::certificate_failure(&e) {
-                        return Err(VaultError::Tls { url, why });
-                    }
-                    (format!("{url}: {}", crate::http::describe(&e)), None)
-                }
-                Ok((status, retry_after, text)) => {
-                    if (200..300).contains(&status) {
-                        if text.trim().is_empty() {
-                            return Ok(Value::Null);
-                        }
-                        return serde_json::from_str(&text).map_err(|e| VaultError::BadResponse {
-                            op: op.to_string(),
-                            why: format!("not JSON ({e})"),
-                        });
-                    }
-                    let errors = vault_errors(&text);
-                    if status >= 500 || status == 429 || status == 412 {
-                        (format!("HTTP {status}: {errors}"), retry_after)
-                    } else {
-                        return Err(VaultError::Refused {
-                            op: op.to_string(),
-                            status,
-                            errors,
-                            hint: (status == 403)
-                                .then(|| hint_403.map(str::to_string))
-                                .flatten(),
-                        });
-                    }
-                }
-            };
-            tracing::warn!(op, attempt = backoff.attempts(), error = %failure, "Vault call failed, will retry");
-            if !backoff.wait(retry_after).await {
-                return Err(VaultError::GaveUp {
+            self.classify(op, &url, sent, hint_403)
+        };
+        retry::run("Vault call", op, POLICY, deadline, attempt)
+            .await
+            .map_err(|f| match f {
+                Failure::Fatal(e) => e,
+                Failure::GaveUp { attempts, last } => VaultError::GaveUp {
                     op: op.to_string(),
-                    attempts: backoff.attempts(),
-                    last: failure,
-                });
+                    attempts,
+                    last,
+                },
+            })
+    }
+
+    /// Vault's classification: 2xx done; connection errors, 5xx, 412 and 429 retried; a refused
+    /// TLS certificate and other 4xx fatal.
+    fn classify(
+        &self,
+        op: &str,
+        url: &str,
+        sent: Result<(u16, Option<Duration>, String), reqwest::Error>,
+        hint_403: Option<&str>,
+    ) -> Outcome<Value, VaultError> {
+        let (status, after, text) = match sent {
+            Err(e) => {
+                if let Some(why) = crate::http::certificate_failure(&e) {
+                    return Outcome::Fatal(VaultError::Tls {
+                        url: url.to_string(),
+                        why,
+                    });
+                }
+                return Outcome::Retry {
+                    why: format!("{url}: {}", crate::http::describe(&e)),
+                    after: None,
+                };
             }
+            Ok(s) => s,
+        };
+        if (200..300).contains(&status) {
+            if text.trim().is_empty() {
+                return Outcome::Done(Value::Null);
+            }
+            return match serde_json::from_str(&text) {
+                Ok(v) => Outcome::Done(v),
+                Err(e) => Outcome::Fatal(VaultError::BadResponse {
+                    op: op.to_string(),
+                    why: format!("not JSON ({e})"),
+                }),
+            };
         }
+        let errors = vault_errors(&text);
+        if status >= 500 || status == 429 || status == 412 {
+            return Outcome::Retry {
+                why: format!("HTTP {status}: {errors}"),
+                after,
+            };
+        }
+        Outcome::Fatal(VaultError::Refused {
+            op: op.to_string(),
+            status,
+            errors,
+            hint: (status == 403)
+                .then(|| hint_403.map(str::to_string))
+                .flatten(),
+        })
     }
 }
 

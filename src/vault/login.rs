@@ -3,31 +3,36 @@
 //! `auth.client_token` is the token, `auth.metadata.service_account_{name,namespace}` name the
 //! ServiceAccount. The token file is re-read at every login (the kubelet rotates it) and an
 //! empty one is refused. `--vault-auth token` uses `VAULT_TOKEN` as is and never revokes it.
+//! `auth.token_type` tells a service token (stored, leased: revoke it when done) from a batch
+//! token (nothing stored, cannot be revoked: the revoke is skipped).
+
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 use super::client::{VaultClient, VaultError};
-use crate::config::AuthConfig;
+use super::{Auth, JwtMethod};
 use crate::secret::Secret;
 
 /// A ServiceAccount, as Vault or the token names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceAccount {
-    /// Name.
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
+pub(crate) struct ServiceAccount {
+    pub(crate) name: String,
+    pub(crate) namespace: String,
 }
 
 /// A logged-in session with Vault.
 #[derive(Debug)]
-pub struct Login {
-    /// The Vault token.
-    pub token: Secret,
-    /// Whether we created it (and so should revoke it).
-    pub created: bool,
+pub(crate) struct Login {
+    pub(crate) token: Secret,
+    /// Whether it must be revoked when done: a service token we created. A given token
+    /// (`--vault-auth token`) is not ours; a batch token cannot be revoked and leaves nothing
+    /// behind (no storage entry, no lease), so revoking it would be a wasted, failing request.
+    pub(crate) revocable: bool,
+    /// `auth.token_type` (`service` or `batch`), for the logs.
+    pub(crate) token_type: String,
     /// The ServiceAccount behind it, when known.
-    pub service_account: Option<ServiceAccount>,
+    pub(crate) service_account: Option<ServiceAccount>,
 }
 
 fn read_secret_file(path: &std::path::Path, what: &str, fix: &str) -> Result<Secret, VaultError> {
@@ -47,53 +52,55 @@ fn read_secret_file(path: &std::path::Path, what: &str, fix: &str) -> Result<Sec
     Ok(Secret::new(v))
 }
 
-/// Logs in per `auth`.
-pub async fn login(client: &VaultClient, auth: &AuthConfig) -> Result<Login, VaultError> {
-    let (op, path, body, hint, jwt) = match auth {
-        AuthConfig::Token { token } => {
+/// Logs in per `auth`, retrying until `deadline`.
+pub(crate) async fn login(
+    client: &VaultClient,
+    auth: &Auth,
+    deadline: Instant,
+) -> Result<Login, VaultError> {
+    let (op, mount, body, hint, jwt) = match auth {
+        Auth::Token { token } => {
             return Ok(Login {
                 token: token.clone(),
-                created: false,
+                revocable: false,
+                token_type: "given".into(),
                 service_account: None,
             });
         }
-        AuthConfig::Kubernetes {
+        Auth::Jwt {
+            method,
             mount,
             role,
             token_file,
         } => {
-            let jwt = read_secret_file(
-                token_file,
-                "ServiceAccount token",
-                "mount a ServiceAccount token or pass --service-account-token-file",
-            )?;
-            (
-                format!("kubernetes login (auth/{mount}/login, role {role})"),
-                format!("auth/{mount}/login"),
-                json!({"role": role, "jwt": jwt.expose()}),
-                format!(
-                    "usual causes: Vault's TokenReview call to the Kubernetes API failed (its reviewer needs the system:auth-delegator ClusterRole), the token's audience does not match the role's audience, or this ServiceAccount or namespace is not bound to role {role}"
+            let (name, what, fix, hint) = match method {
+                JwtMethod::Kubernetes => (
+                    "kubernetes",
+                    "ServiceAccount token",
+                    "mount a ServiceAccount token or pass --service-account-token-file",
+                    format!(
+                        "usual causes: Vault's TokenReview call to the Kubernetes API failed (its reviewer needs the system:auth-delegator ClusterRole), the token's audience does not match the role's audience, or this ServiceAccount or namespace is not bound to role {role}"
+                    ),
                 ),
+                JwtMethod::Jwt => (
+                    "jwt",
+                    "JWT",
+                    "pass --service-account-token-file",
+                    format!(
+                        "usual causes: the JWT's issuer, audience or subject does not match role {role}, or it expired"
+                    ),
+                ),
+            };
+            let jwt = read_secret_file(token_file, what, fix)?;
+            (
+                format!("{name} login (auth/{mount}/login, role {role})"),
+                mount,
+                json!({"role": role, "jwt": jwt.expose()}),
+                hint,
                 Some(jwt),
             )
         }
-        AuthConfig::Jwt {
-            mount,
-            role,
-            token_file,
-        } => {
-            let jwt = read_secret_file(token_file, "JWT", "pass --service-account-token-file")?;
-            (
-                format!("jwt login (auth/{mount}/login, role {role})"),
-                format!("auth/{mount}/login"),
-                json!({"role": role, "jwt": jwt.expose()}),
-                format!(
-                    "usual causes: the JWT's issuer, audience or subject does not match role {role}, or it expired"
-                ),
-                Some(jwt),
-            )
-        }
-        AuthConfig::AppRole {
+        Auth::AppRole {
             mount,
             role_id,
             secret_id_file,
@@ -105,7 +112,7 @@ pub async fn login(client: &VaultClient, auth: &AuthConfig) -> Result<Login, Vau
             )?;
             (
                 format!("approle login (auth/{mount}/login)"),
-                format!("auth/{mount}/login"),
+                mount,
                 json!({"role_id": role_id, "secret_id": secret_id.expose()}),
                 "usual causes: a wrong role id, or a secret id that expired or was used up"
                     .to_string(),
@@ -113,14 +120,19 @@ pub async fn login(client: &VaultClient, auth: &AuthConfig) -> Result<Login, Vau
             )
         }
     };
-    let answer = client.post(&op, &path, None, &body, Some(&hint)).await?;
-    let token = answer["auth"]["client_token"]
+    let path = format!("auth/{mount}/login");
+    let answer = client
+        .post(&op, &path, None, &body, Some(&hint), deadline)
+        .await?;
+    let auth = &answer["auth"];
+    let token = auth["client_token"]
         .as_str()
         .ok_or_else(|| VaultError::BadResponse {
             op: op.clone(),
             why: "no auth.client_token".into(),
         })?;
-    let meta = &answer["auth"]["metadata"];
+    let token_type = auth["token_type"].as_str().unwrap_or("service").to_string();
+    let meta = &auth["metadata"];
     let service_account = match (
         meta["service_account_name"].as_str(),
         meta["service_account_namespace"].as_str(),
@@ -135,13 +147,18 @@ pub async fn login(client: &VaultClient, auth: &AuthConfig) -> Result<Login, Vau
     };
     Ok(Login {
         token: Secret::new(token),
-        created: true,
+        revocable: token_type != "batch",
+        token_type,
         service_account,
     })
 }
 
 /// `POST auth/token/revoke-self`.
-pub async fn revoke_self(client: &VaultClient, token: &Secret) -> Result<(), VaultError> {
+pub(crate) async fn revoke_self(
+    client: &VaultClient,
+    token: &Secret,
+    deadline: Instant,
+) -> Result<(), VaultError> {
     client
         .post(
             "token revoke (auth/token/revoke-self)",
@@ -149,6 +166,7 @@ pub async fn revoke_self(client: &VaultClient, token: &Secret) -> Result<(), Vau
             Some(token),
             &json!({}),
             None,
+            deadline,
         )
         .await
         .map(|_| ())
@@ -157,7 +175,7 @@ pub async fn revoke_self(client: &VaultClient, token: &Secret) -> Result<(), Vau
 /// The ServiceAccount in a projected token's claims (`kubernetes.io`), in legacy flat
 /// claims, or in `sub` = `system:serviceaccount:<ns>:<name>`. The signature is not checked:
 /// this only names the certificate; Vault decides who the token belongs to.
-pub fn service_account_from_jwt(jwt: &str) -> Option<ServiceAccount> {
+pub(crate) fn service_account_from_jwt(jwt: &str) -> Option<ServiceAccount> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -193,7 +211,7 @@ pub fn service_account_from_jwt(jwt: &str) -> Option<ServiceAccount> {
 }
 
 /// The default common name: `<name>.<namespace>.workload.internal`.
-pub fn default_common_name(sa: &ServiceAccount) -> String {
+pub(crate) fn default_common_name(sa: &ServiceAccount) -> String {
     format!("{}.{}.workload.internal", sa.name, sa.namespace)
 }
 

@@ -3,52 +3,56 @@
 //! is the leaf, `data.ca_chain` (else `data.issuing_ca`) the issuers; the self-signed root is
 //! dropped before it reaches `X-Amz-X509-Chain` ([`crate::material::Identity::new`]).
 
+use std::time::Instant;
+
 use serde_json::{Value, json};
 
+use super::Pki;
 use super::client::{VaultClient, VaultError};
-use crate::cli::{KeyType, PkiMode};
-use crate::config::PkiConfig;
 use crate::keys::SigningKey;
 use crate::material::parse_certificates;
 use crate::secret::Secret;
 
 /// What Vault returned.
 #[derive(Debug)]
-pub struct Issued {
-    /// Leaf DER.
-    pub leaf_der: Vec<u8>,
+pub(crate) struct Issued {
+    pub(crate) leaf_der: Vec<u8>,
     /// Issuers' DER, nearest first (may include the root).
-    pub chain_der: Vec<Vec<u8>>,
+    pub(crate) chain_der: Vec<Vec<u8>>,
     /// The key, in issue mode.
-    pub key: Option<SigningKey>,
+    pub(crate) key: Option<SigningKey>,
 }
 
-/// Signs `csr_pem` (sign mode) or issues a key and certificate (issue mode) for `cn`.
-pub async fn obtain(
+/// What to ask of PKI.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Request<'a> {
+    /// `sign/<role>` with our CSR (PEM); the key stays with us.
+    Sign { csr_pem: &'a str },
+    /// `issue/<role>`: Vault makes a key of this type (`ec`, `rsa`) and size.
+    Issue {
+        key_type: &'static str,
+        key_bits: u32,
+    },
+}
+
+/// Has PKI sign a CSR or issue a key and certificate for `cn`, retrying until `deadline`.
+pub(crate) async fn obtain(
     client: &VaultClient,
     token: &Secret,
-    pki: &PkiConfig,
+    pki: &Pki,
     cn: &str,
-    csr_pem: Option<&str>,
+    request: Request<'_>,
+    deadline: Instant,
 ) -> Result<Issued, VaultError> {
-    let (verb, body) = match (pki.mode, csr_pem) {
-        (PkiMode::Sign, Some(csr)) => (
+    let (verb, body) = match request {
+        Request::Sign { csr_pem } => (
             "sign",
-            json!({"csr": csr, "common_name": cn, "ttl": pki.ttl}),
+            json!({"csr": csr_pem, "common_name": cn, "ttl": pki.ttl}),
         ),
-        _ => {
-            let (kt, bits) = match pki.key_type {
-                KeyType::EcP256 => ("ec", 256),
-                KeyType::EcP384 => ("ec", 384),
-                KeyType::Rsa2048 => ("rsa", 2048),
-                KeyType::Rsa3072 => ("rsa", 3072),
-                KeyType::Rsa4096 => ("rsa", 4096),
-            };
-            (
-                "issue",
-                json!({"common_name": cn, "ttl": pki.ttl, "key_type": kt, "key_bits": bits, "private_key_format": "pkcs8"}),
-            )
-        }
+        Request::Issue { key_type, key_bits } => (
+            "issue",
+            json!({"common_name": cn, "ttl": pki.ttl, "key_type": key_type, "key_bits": key_bits, "private_key_format": "pkcs8"}),
+        ),
     };
     let path = format!("{}/{verb}/{}", pki.mount, pki.role);
     let op = format!("PKI {verb} ({path}, common name {cn})");
@@ -56,7 +60,7 @@ pub async fn obtain(
         "usual causes: the Vault policy lacks update on {path}, or the token belongs to another role"
     );
     let answer = client
-        .post(&op, &path, Some(token), &body, Some(&hint))
+        .post(&op, &path, Some(token), &body, Some(&hint), deadline)
         .await?;
     parse_answer(&op, &answer["data"])
 }

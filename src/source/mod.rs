@@ -1,0 +1,141 @@
+//! Where the identity comes from, and the one step every command runs with it:
+//! identity → signed `CreateSession` → credentials.
+//!
+//! [`Source`] is planned from validated settings (by `config`) and executed by
+//! [`Source::obtain`], as often as a command needs (once for `init` and `credential-process`,
+//! at every refresh for `serve`). Each variant:
+//! - [`files`]: a certificate, key and chain from files, re-read at every `obtain`, so a
+//!   long-running command sees a rotated certificate;
+//! - [`vault`]: Vault login, a key generated in memory, a certificate from Vault PKI, and the
+//!   Vault token revoked when done.
+//!
+//! Each variant also names its part of the `credential-process` cache key ([`Source::key_parts`]).
+//! A new source is a new variant and a new file here.
+
+pub(crate) mod files;
+pub(crate) mod vault;
+
+use std::fmt;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+
+use crate::credentials::Credentials;
+use crate::material::MaterialError;
+use crate::rolesanywhere::session::{Session, SessionClient, SessionError};
+use crate::vault::VaultError;
+
+/// Where the identity comes from.
+#[derive(Debug)]
+pub(crate) enum Source {
+    Files(files::FileSource),
+    Vault(Box<vault::VaultSource>),
+}
+
+/// One round of the flow.
+#[derive(Debug)]
+pub(crate) struct Obtained {
+    pub(crate) credentials: Credentials,
+    /// `assumedRoleUser.arn`.
+    pub(crate) assumed_role_arn: Option<String>,
+    /// The certificate's notAfter.
+    pub(crate) cert_not_after: OffsetDateTime,
+}
+
+impl Obtained {
+    fn new(session: Session, cert_not_after: OffsetDateTime) -> Obtained {
+        Obtained {
+            credentials: session.credentials,
+            assumed_role_arn: session.assumed_role_arn,
+            cert_not_after,
+        }
+    }
+}
+
+/// Why a source could not produce credentials.
+#[derive(Debug)]
+pub(crate) enum SourceError {
+    /// The certificate or key (from files, or as Vault returned them) is unusable.
+    Material(MaterialError),
+    Vault(VaultError),
+    Session(SessionError),
+    /// No `--common-name` and a login that named no ServiceAccount to derive one from.
+    NoCommonName,
+    /// Generating the key or the CSR failed.
+    Keygen(String),
+}
+
+impl fmt::Display for SourceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SourceError::Material(e) => e.fmt(f),
+            SourceError::Vault(e) => e.fmt(f),
+            SourceError::Session(e) => e.fmt(f),
+            SourceError::NoCommonName => f.write_str(
+                "cannot derive the common name: the login named no ServiceAccount; pass --common-name (or VAULT_CERT_CN)",
+            ),
+            SourceError::Keygen(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for SourceError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SourceError::Material(e) => Some(e),
+            SourceError::Vault(e) => Some(e),
+            SourceError::Session(e) => Some(e),
+            SourceError::NoCommonName | SourceError::Keygen(_) => None,
+        }
+    }
+}
+
+impl From<MaterialError> for SourceError {
+    fn from(e: MaterialError) -> Self {
+        SourceError::Material(e)
+    }
+}
+impl From<VaultError> for SourceError {
+    fn from(e: VaultError) -> Self {
+        SourceError::Vault(e)
+    }
+}
+impl From<SessionError> for SourceError {
+    fn from(e: SessionError) -> Self {
+        SourceError::Session(e)
+    }
+}
+
+impl Source {
+    /// This source's part of the cache key: every input that changes the credentials it
+    /// obtains (for files: the certificate, chain and public key as they are now).
+    pub(crate) fn key_parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
+        match self {
+            Source::Files(f) => f.key_parts(),
+            Source::Vault(v) => Ok(vec![("vault", v.describe().into_bytes())]),
+        }
+    }
+
+    /// Identity, then the Roles Anywhere session through `client`, all before `deadline`.
+    pub(crate) async fn obtain(
+        &self,
+        client: &SessionClient,
+        deadline: Instant,
+    ) -> Result<Obtained, SourceError> {
+        match self {
+            Source::Files(f) => f.obtain(client, deadline).await,
+            Source::Vault(v) => v.obtain(client, deadline).await,
+        }
+    }
+}
+
+/// Logs the created session (one step line, as every source does).
+fn log_session(session: &Session, started: Instant) {
+    tracing::info!(
+        step = "create_session",
+        duration_ms = crate::logging::ms_since(started),
+        expiration = %session.credentials.expiration_rfc3339(),
+        access_key_id = %session.credentials.access_key_id,
+        "created the Roles Anywhere session"
+    );
+}
