@@ -334,7 +334,10 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:9911"
     )]
     pub listen: std::net::SocketAddr,
-    /// Write a random token here (0600, no newline); /v1/credentials requires it
+    /// Also serve /healthz, /readyz and /metrics (and nothing else) here, e.g. on the pod IP for the kubelet's probes
+    #[arg(long, env = "IAMRA_HEALTH_LISTEN", value_name = "ADDR:PORT")]
+    pub health_listen: Option<std::net::SocketAddr>,
+    /// Write a random token here (0600, no newline; a valid one already there is kept); /v1/credentials requires it
     #[arg(long, env = "IAMRA_AUTH_TOKEN_FILE", value_name = "PATH")]
     pub auth_token_file: Option<PathBuf>,
     /// Also serve IMDSv2 (token, role listing, credentials) on the same address

@@ -424,7 +424,7 @@ pub(crate) fn output(a: &OutputArgs, env: &dyn Env) -> Result<Output, ConfigErro
 pub(crate) fn serve(a: &ServeArgs, role: &Arn) -> serve::Settings {
     serve::Settings {
         listen: a.listen,
-        health_listen: None,
+        health_listen: a.health_listen,
         auth_token_file: a.auth_token_file.clone(),
         imds: a.imds,
         role_name: role.raw.rsplit('/').next().unwrap_or("role").to_string(),

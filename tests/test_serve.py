@@ -864,3 +864,59 @@ def test_no_secret_in_the_debug_log(shared, openbao_session):
     vault_tokens = [t["client_token"] for t in openbao_session.issued_tokens(shared.vault_mark)]
     assert vault_tokens, "serve never logged in to Vault?"
     assert_no_secrets(log, secrets + vault_tokens)
+
+
+def test_health_listen_serves_only_health(iamra_bin, openbao, shared, tmp_path):
+    """--health-listen: a second address for the kubelet's probes, with health and metrics only."""
+    health_port = free_port()
+    srv = Serve(iamra_bin, tmp_path / "health", openbao, shared.fake,
+                openbao.write_sa_token(tmp_path / "sa" / "token"), creds_file=False,
+                extra=("--health-listen", f"127.0.0.1:{health_port}"))
+    try:
+        srv.start()
+        health = f"http://127.0.0.1:{health_port}"
+        srv.wait_ready(30)
+        assert srv.http.get(health + "/healthz", timeout=5).text == "ok\n"
+        assert srv.http.get(health + "/readyz", timeout=5).status_code == 200
+        assert "iamra_refreshes_total" in srv.http.get(health + "/metrics", timeout=5).text
+        token = srv.token
+        r = srv.http.get(health + "/v1/credentials", headers={"Authorization": token}, timeout=5)
+        assert r.status_code == 404
+        assert srv.http.put(health + "/latest/api/token", timeout=5,
+                            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+                            ).status_code == 404
+        assert srv.creds().status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_restart_keeps_the_auth_token(iamra_bin, openbao, shared, tmp_path):
+    """A client given the token in AWS_CONTAINER_AUTHORIZATION_TOKEN survives a sidecar restart."""
+    work = tmp_path / "restart"
+    sa = openbao.write_sa_token(tmp_path / "sa" / "token")
+    first = Serve(iamra_bin, work, openbao, shared.fake, sa, creds_file=False)
+    try:
+        first.start()
+        first.wait_ready(30)
+        token = first.token
+        assert first.creds(token=token).status_code == 200
+    finally:
+        first.stop()
+    second = Serve(iamra_bin, work, openbao, shared.fake, sa, creds_file=False)
+    try:
+        second.start()
+        second.wait_ready(30)
+        assert second.token == token
+        assert second.creds(token=token).status_code == 200
+    finally:
+        second.stop()
+    # A damaged token file is replaced by a new token, not trusted.
+    (work / "run" / "token").write_text("not-a-token\n")
+    third = Serve(iamra_bin, work, openbao, shared.fake, sa, creds_file=False)
+    try:
+        third.start()
+        third.wait_ready(30)
+        assert third.token != token and len(third.token) == 64
+        assert third.creds(token=token).status_code == 403
+    finally:
+        third.stop()
