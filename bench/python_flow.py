@@ -9,7 +9,7 @@ token revoked):
 2. an EC P-256 key in memory and a CSR (CN only, ECDSA/SHA-256);
 3. ``POST <vault>/v1/<pki mount>/sign/<role>`` ``{"csr", "common_name", "ttl"}``;
 4. ``CreateSession``: ``POST <endpoint>/sessions?<ARNs as query>`` with body
-   ``{"durationSeconds":N}``, signed per ``/work/shared/docs/rolesanywhere-protocol.md`` §2-3
+   ``{"durationSeconds":N}``, signed per ``docs/rolesanywhere-protocol.md`` §2-3
    (canonical request, string to sign, ECDSA over SHA-256 DER, lower-hex; credential = the leaf
    serial in decimal; ``X-Amz-X509-Chain`` = the issuers without the self-signed root);
 5. ``POST <vault>/v1/auth/token/revoke-self`` (the binary revokes right after CreateSession);

@@ -1,6 +1,6 @@
 """Integration tests of ``iamra-bootstrap credential-process`` with local certificate files.
 
-Contract under test (``docs/cli-contract.md``, ``/work/shared/docs/rolesanywhere-protocol.md``):
+Contract under test (``docs/cli-contract.md``, ``docs/rolesanywhere-protocol.md``):
 
 * Success: stdout is exactly ``{"Version":1,"AccessKeyId":…,"SecretAccessKey":…,
   "SessionToken":…,"Expiration":…}`` with no trailing newline, and equals what Roles Anywhere
@@ -380,7 +380,8 @@ def test_access_denied(cp, pki, fake_ra, code):
     line = assert_error(cp(*file_flags(pki.leaf("p256"))), "AccessDenied",
                         exit_code=EXIT_ROLES_ANYWHERE)
     assert len(line) < 300, line
-    assert "internal.amazon.com" not in line  # the code is cut at ':' (protocol doc §4)
+    # The code is cut at ':' (docs/rolesanywhere-protocol.md §4).
+    assert "internal.amazon.com" not in line
     assert len(fake_ra.requests) == 1 and fake_ra.count == 0
 
 

@@ -2,7 +2,7 @@
 TokenReview API and the fake IAM Roles Anywhere endpoint trusting the OpenBao PKI root.
 
 Written against docs/cli-contract.md (flags, env names, exit codes, one error line) and
-/work/shared/docs/vault-openbao.md (what the server answers). Every run passes
+docs/vault-openbao.md (what the server answers). Every run passes
 ``--termination-log`` pointing at an empty file under tmp_path (as the kubelet provides one):
 the binary writes the failure reason only into an existing file.
 """

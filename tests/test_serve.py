@@ -3,7 +3,7 @@
 endpoint trusting the OpenBao PKI root -- wired exactly as tests/test_init.py wires `init`.
 
 Written against docs/cli-contract.md (`serve` flags and endpoints) and
-/work/shared/docs/ecosystem-contracts.md §3 (ECS container-credentials endpoint: `Token`, not
+docs/ecosystem-contracts.md §3 (ECS container-credentials endpoint: `Token`, not
 `SessionToken`; token file without a trailing newline; errors are non-2xx
 `{"code","message"}`) and §4 (IMDSv2), checked with botocore's own credential providers.
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """A fake IAM Roles Anywhere ``CreateSession`` endpoint that verifies every request on its own.
 
-Written from ``docs/rolesanywhere-protocol.md`` (the shared wire-protocol notes) with nothing but
-the standard library and ``cryptography``; it never calls the product. The tests use it as an
-oracle: a request is only answered with credentials when it is what the real service would
-accept, and every rejection records the precise reason so a test can assert *why*.
+Written from ``docs/rolesanywhere-protocol.md`` (the project's wire-protocol contract) with
+nothing but the standard library and ``cryptography``; it never calls the product. The tests use
+it as an oracle: a request is only answered with credentials when it is what the real service
+would accept, and every rejection records the precise reason so a test can assert *why*.
 
 Contract
 ========
@@ -54,8 +54,8 @@ Verification of ``POST <any prefix>/sessions`` (in this order; the first failure
 Failures 1-7 answer ``403`` with ``X-Amzn-ErrorType: AccessDeniedException`` and a JSON
 ``{"message": ...}`` (``Invalid signature``, ``Untrusted Signing Certificate``, ...); body and ARN
 problems answer ``400 ValidationException``, except ``roleSessionName`` which is ``403
-Not authorized to set roleSessionName.``. Success answers ``201`` with the §4 response shape and
-fresh random credentials.
+Not authorized to set roleSessionName.``. Success answers ``201`` with the response shape of
+``docs/rolesanywhere-protocol.md`` §4 and fresh random credentials.
 
 Control API on the same server (for scripts, benchmarks and containers):
 ``POST /_fake/fail {"count","status","code","message"[,"retry_after"]}``,
@@ -129,7 +129,7 @@ PROFILE_ARN_RE = rolesanywhere_arn_re("profile")
 
 
 # --------------------------------------------------------------------------------------------
-# Canonicalisation (protocol doc §2), shared with the tests' reference client.
+# Canonicalisation (docs/rolesanywhere-protocol.md §2), shared with the tests' reference client.
 # --------------------------------------------------------------------------------------------
 
 def rfc3986(value: str) -> str:
@@ -648,7 +648,7 @@ class FakeRolesAnywhere:
                 "account": ta["account"], "leaf": leaf}
 
     def _issue(self, rec: RequestRecord, req: dict) -> dict:
-        """Build the §4 success payload (called with the lock held)."""
+        """The success payload (docs/rolesanywhere-protocol.md §4); called with the lock held."""
         now = self.now()
         lifetime = req["duration"] if self._lifetime is None else min(req["duration"],
                                                                       self._lifetime)

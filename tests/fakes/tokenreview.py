@@ -1,6 +1,6 @@
 """A fake Kubernetes TokenReview API, the only Kubernetes endpoint OpenBao's kubernetes auth calls.
 
-``POST /apis/authentication.k8s.io/v1/tokenreviews`` (see /work/shared/docs/vault-openbao.md §4):
+``POST /apis/authentication.k8s.io/v1/tokenreviews`` (see docs/vault-openbao.md §4):
 
 - ``Authorization: Bearer <reviewer token>`` must equal :attr:`FakeTokenReview.reviewer_token`
   (the ``token_reviewer_jwt`` OpenBao was configured with), else ``401 Unauthorized`` as the API

@@ -10,7 +10,7 @@ JWT whose claims look like::
                        "serviceaccount": {"name": "<name>", "uid": "<uid>"}}}
 
 OpenBao's kubernetes auth reads ``kubernetes.io.namespace`` and ``kubernetes.io.serviceaccount``
-(see /work/shared/docs/vault-openbao.md §4); the fake TokenReview API (``fakes.tokenreview``)
+(see docs/vault-openbao.md §4); the fake TokenReview API (``fakes.tokenreview``)
 verifies the same tokens with :attr:`SAKeys.public_pem`.
 
 Run as a script to mint a token for a local setup (``vault/dev.sh``)::

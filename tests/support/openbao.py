@@ -15,7 +15,7 @@ Fixtures
   configure=True)`` starts a *fresh* OpenBao for destructive tests (seal, rate limits, restarts);
   every server it made is stopped after the test.
 
-Layout of each server (see /work/shared/docs/vault-openbao.md): root token ``root``, unseal key
+Layout of each server (see docs/vault-openbao.md §1-2): root token ``root``, unseal key
 parsed from the server log, PKI root ``pki`` imported from a test root (P-384, made here, so a
 ``restart()`` keeps the trust anchor), intermediate ``pki_int`` made by configure.sh, PKI roles
 ``bootstrapper`` (CN ``bootstrapper.payments.workload.internal``) and ``workload`` (CN
@@ -418,7 +418,7 @@ class OpenBao:
 
     def set_rate_limit(self, path: str, rate: float, interval: str = "1s",
                        block_interval: str | None = "2s", name: str = "rl") -> None:
-        """A rate-limit quota on ``path`` with Retry-After headers (vault-openbao.md §5)."""
+        """A rate-limit quota on ``path`` with Retry-After headers (docs/vault-openbao.md §5)."""
         r = self.api("POST", "sys/quotas/config", {"enable_rate_limit_response_headers": True})
         assert r.status_code in (200, 204), r.text
         body = {"path": path, "rate": rate, "interval": interval}
