@@ -251,19 +251,19 @@ pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, 
             .to_string()
     };
     let role = a.vault_role.clone().or_else(|| env.var("VAULT_ROLE"));
-    let jwt = |method: JwtMethod, name: &str| -> Result<Auth, ConfigError> {
+    let jwt = |method: JwtMethod| -> Result<Auth, ConfigError> {
         Ok(Auth::Jwt {
             method,
-            mount: mount(name),
+            mount: mount(method.name()),
             role: role.clone().ok_or_else(|| {
-                ConfigError(format!("missing --vault-role for {name} auth: pass it or set IAMRA_VAULT_ROLE (or VAULT_ROLE)"))
+                ConfigError(format!("missing --vault-role for {} auth: pass it or set IAMRA_VAULT_ROLE (or VAULT_ROLE)", method.name()))
             })?,
             token_file: a.service_account_token_file.clone(),
         })
     };
     let auth = match a.vault_auth {
-        AuthMethod::Kubernetes => jwt(JwtMethod::Kubernetes, "kubernetes")?,
-        AuthMethod::Jwt => jwt(JwtMethod::Jwt, "jwt")?,
+        AuthMethod::Kubernetes => jwt(JwtMethod::Kubernetes)?,
+        AuthMethod::Jwt => jwt(JwtMethod::Jwt)?,
         AuthMethod::Approle => Auth::AppRole {
             mount: mount("approle"),
             role_id: a.approle_role_id.clone().ok_or_else(|| {

@@ -73,9 +73,8 @@ pub(crate) async fn login(
             role,
             token_file,
         } => {
-            let (name, what, fix, hint) = match method {
+            let (what, fix, hint) = match method {
                 JwtMethod::Kubernetes => (
-                    "kubernetes",
                     "ServiceAccount token",
                     "mount a ServiceAccount token or pass --service-account-token-file",
                     format!(
@@ -83,7 +82,6 @@ pub(crate) async fn login(
                     ),
                 ),
                 JwtMethod::Jwt => (
-                    "jwt",
                     "JWT",
                     "pass --service-account-token-file",
                     format!(
@@ -93,7 +91,7 @@ pub(crate) async fn login(
             };
             let jwt = read_secret_file(token_file, what, fix)?;
             (
-                format!("{name} login (auth/{mount}/login, role {role})"),
+                format!("{} login (auth/{mount}/login, role {role})", method.name()),
                 mount,
                 json!({"role": role, "jwt": jwt.expose()}),
                 hint,

@@ -60,6 +60,16 @@ pub(crate) enum JwtMethod {
     Jwt,
 }
 
+impl JwtMethod {
+    /// The method's name, which is also its default mount.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            JwtMethod::Kubernetes => "kubernetes",
+            JwtMethod::Jwt => "jwt",
+        }
+    }
+}
+
 /// PKI: which mount and role sign, for how long.
 #[derive(Debug, Clone)]
 pub(crate) struct Pki {
@@ -78,13 +88,7 @@ impl Settings {
                 mount,
                 role,
                 token_file,
-            } => {
-                let m = match method {
-                    JwtMethod::Kubernetes => "kubernetes",
-                    JwtMethod::Jwt => "jwt",
-                };
-                format!("{m}:{mount}:{role}:{}", token_file.display())
-            }
+            } => format!("{}:{mount}:{role}:{}", method.name(), token_file.display()),
             Auth::AppRole { mount, role_id, .. } => format!("approle:{mount}:{role_id}"),
             Auth::Token { .. } => "token".into(),
         };
