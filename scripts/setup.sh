@@ -14,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernetes_validate' 2>/dev/null \
+if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernetes_validate, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
    || [ ! -x .venv/bin/bao ]; then
   log "installing Python test requirements"
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt

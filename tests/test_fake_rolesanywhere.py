@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import pathlib
 import re
@@ -310,7 +311,7 @@ def test_kat_bad_base64_certificate(kat_fake, mangle):
 
 @pytest.fixture
 def fake(pki):
-    with FakeRolesAnywhere([pki.root.cert_pem]) as fake:
+    with FakeRolesAnywhere(pki.trust_anchors) as fake:
         yield fake
 
 
@@ -484,6 +485,37 @@ def test_sha1_signed_leaf():
     with FakeRolesAnywhere([ca.cert_pem]) as fake:
         assert_rejected(send(fake.url, signed(leaf)), fake, "signed with sha1, not SHA-256",
                         message="Untrusted Signing Certificate")
+
+
+def test_sha224_signed_leaf(pki, fake):
+    leaf = make_leaf(pki.root, key="p256", hash_alg="sha224")
+    assert_rejected(send(fake.url, signed(leaf)), fake, "signed with sha224, not SHA-256",
+                    message="Untrusted Signing Certificate")
+
+
+@pytest.mark.parametrize("key", ["mldsa44", "mldsa65", "mldsa87"])
+def test_mldsa_signature_over_the_string_to_sign(pki, fake, key):
+    """ML-DSA: algorithm AWS4-X509-MLDSA, pure ML-DSA over the string to sign, empty context;
+    a signature with a context, over the SHA-256 of the string to sign, or of another level's
+    key is refused."""
+    files = pki.leaf(key)
+    req = signed(files.leaf)
+    assert req.header("authorization").startswith("AWS4-X509-MLDSA Credential=")
+    assert_accepted(send(fake.url, req), fake)
+    sts = req.string_to_sign.encode()
+    other = pki.leaf("mldsa65" if key != "mldsa65" else "mldsa44").leaf.key
+    for bad in (files.leaf.key.sign(sts, b"ctx"),
+                files.leaf.key.sign(hashlib.sha256(sts).digest()),
+                other.sign(sts)):
+        auth = re.sub("Signature=[0-9a-f]+", f"Signature={bad.hex()}",
+                      req.header("authorization"))
+        assert_rejected(send(fake.url, req.with_header("Authorization", auth)), fake,
+                        "signature does not verify")
+
+
+def test_mldsa_key_with_ecdsa_algorithm_refused(pki, fake):
+    req = signed(pki.leaf("mldsa44").leaf, algorithm="AWS4-X509-ECDSA-SHA256")
+    assert_rejected(send(fake.url, req), fake, "does not match the leaf key")
 
 
 def test_expired_intermediate(pki, fake):

@@ -29,7 +29,7 @@ accept_role_session_name=False, max_skew=300, now=None)``
 
 Verification of ``POST <any prefix>/sessions`` (in this order; the first failure wins):
 
-1. ``Authorization`` = ``AWS4-X509-{RSA,ECDSA}-SHA256 Credential=<decimal serial>/<yyyymmdd>/
+1. ``Authorization`` = ``AWS4-X509-{RSA-SHA256,ECDSA-SHA256,MLDSA} Credential=<decimal serial>/<yyyymmdd>/
    <region>/rolesanywhere/aws4_request, SignedHeaders=<a;b;c>, Signature=<lower hex>``, with
    ``", "`` separators exactly.
 2. SignedHeaders sorted, unique, containing ``content-type;host;x-amz-date;x-amz-x509`` and
@@ -38,12 +38,13 @@ Verification of ``POST <any prefix>/sessions`` (in this order; the first failure
    its date; the scope region is the configured region.
 4. ``X-Amz-X509`` / ``X-Amz-X509-Chain``: strict standard base64 DER, chain of at most 5.
 5. Credential serial = leaf serial in decimal; algorithm name matches the key type (RSA, EC
-   P-256/P-384 only).
+   P-256/P-384, ML-DSA-44/65/87 only).
 6. The canonical request is rebuilt from the wire (method, raw path, query re-encoded per
    RFC 3986, signed header values trimmed/collapsed, SHA-256 of the exact body bytes) and the
-   signature verified with the leaf key (RSA PKCS#1 v1.5 SHA-256 / ECDSA SHA-256, DER).
+   signature verified with the leaf key (RSA PKCS#1 v1.5 SHA-256 / ECDSA SHA-256, DER / pure
+   ML-DSA (FIPS 204) over the string-to-sign bytes themselves, empty context).
 7. Leaf: X.509 v3, keyUsage digitalSignature, basicConstraints CA:FALSE if present, signature
-   hash SHA-256 or stronger. Every cert in ``[leaf, *chain]`` is issued by the next one or by a
+   hash SHA-256 or stronger (or a hash-free ML-DSA signature; MD5, SHA-1 and SHA-224 refused). Every cert in ``[leaf, *chain]`` is issued by the next one or by a
    trust anchor (or is a trust anchor), issuers are CA:TRUE (keyCertSign if keyUsage present,
    pathLen respected), every cert of the path is within validity; the path ends at an anchor.
 8. ``Content-Type`` is exactly ``application/json``; the body is a JSON object of known fields,
@@ -88,11 +89,12 @@ from typing import Callable, Iterable
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, mldsa, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 SERVICE = "rolesanywhere"
-ALGORITHMS = {"AWS4-X509-RSA-SHA256": "rsa", "AWS4-X509-ECDSA-SHA256": "ec"}
+ALGORITHMS = {"AWS4-X509-RSA-SHA256": "rsa", "AWS4-X509-ECDSA-SHA256": "ec",
+              "AWS4-X509-MLDSA": "mldsa"}
 REQUIRED_SIGNED = ("content-type", "host", "x-amz-date", "x-amz-x509")
 MAX_CHAIN = 5
 MIN_DURATION, MAX_DURATION = 900, 43200
@@ -101,9 +103,13 @@ BODY_FIELDS = {"durationSeconds", "roleSessionName", "sessionName", "instancePro
 ARN_FIELDS = ("trustAnchorArn", "profileArn", "roleArn")
 STRONG_HASHES = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
 SUPPORTED_CURVES = (ec.SECP256R1, ec.SECP384R1)
+MLDSA_PUBLIC_KEYS = (mldsa.MLDSA44PublicKey, mldsa.MLDSA65PublicKey, mldsa.MLDSA87PublicKey)
+# Signature algorithms without a separate hash that the service accepts on a leaf: ML-DSA-44/65/87.
+HASH_FREE_SIGNATURES = {"2.16.840.1.101.3.4.3.17", "2.16.840.1.101.3.4.3.18",
+                        "2.16.840.1.101.3.4.3.19"}
 
 AUTH_RE = re.compile(
-    r"(?P<alg>AWS4-X509-(?:RSA|ECDSA)-SHA256) "
+    r"(?P<alg>AWS4-X509-(?:RSA-SHA256|ECDSA-SHA256|MLDSA)) "
     r"Credential=(?P<serial>[^/\s,]+)/(?P<date>[^/\s,]+)/(?P<region>[^/\s,]+)/"
     r"(?P<service>[^/\s,]+)/aws4_request, "
     r"SignedHeaders=(?P<signed>[^\s,]+), "
@@ -181,6 +187,8 @@ def key_algorithm(public_key) -> str | None:
     if isinstance(public_key, ec.EllipticCurvePublicKey) and isinstance(
             public_key.curve, SUPPORTED_CURVES):
         return "AWS4-X509-ECDSA-SHA256"
+    if isinstance(public_key, MLDSA_PUBLIC_KEYS):
+        return "AWS4-X509-MLDSA"
     return None
 
 
@@ -284,7 +292,12 @@ def check_leaf(leaf: x509.Certificate) -> None:
     bc = _ext(leaf, x509.BasicConstraints)
     if bc is not None and bc.ca:
         raise _untrusted("leaf basicConstraints CA:TRUE")
-    alg = leaf.signature_hash_algorithm
+    if leaf.signature_algorithm_oid.dotted_string in HASH_FREE_SIGNATURES:
+        return
+    try:
+        alg = leaf.signature_hash_algorithm
+    except Exception:  # noqa: BLE001 - an algorithm cryptography does not know: not SHA-256+
+        alg = None
     if not isinstance(alg, STRONG_HASHES):
         raise _untrusted(f"leaf signed with {alg.name if alg else 'no hash'}, not SHA-256+")
 
@@ -579,6 +592,9 @@ class FakeRolesAnywhere:
             signature = bytes.fromhex(m["sig"])
             if isinstance(public_key, rsa.RSAPublicKey):
                 public_key.verify(signature, sts.encode(), padding.PKCS1v15(), hashes.SHA256())
+            elif isinstance(public_key, MLDSA_PUBLIC_KEYS):
+                # Pure ML-DSA over the string to sign itself (no pre-hash), empty context.
+                public_key.verify(signature, sts.encode())
             else:
                 public_key.verify(signature, sts.encode(), ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError):

@@ -33,7 +33,7 @@ def ra_flags(fake: FakeRolesAnywhere, trust_anchor_arn: str = TA_ARN,
 
 @pytest.fixture
 def fake_ra(pki):
-    fake = FakeRolesAnywhere([pki.root.cert_pem], region=REGION)
+    fake = FakeRolesAnywhere(pki.trust_anchors, region=REGION)
     fake.start()
     try:
         yield fake

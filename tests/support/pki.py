@@ -4,19 +4,24 @@ Everything is generated with ``cryptography``; nothing touches the network or a 
 
 Helpers
 -------
-* ``new_key(kind)``: ``rsa2048`` | ``rsa3072`` | ``rsa4096`` | ``p256`` | ``p384`` | ``p521`` |
-  ``ed25519``.
+* ``new_key(kind)``: ``rsa1024`` | ``rsa2048`` | ``rsa3072`` | ``rsa4096`` | ``rsa8192`` |
+  ``p256`` | ``p384`` | ``p521`` | ``ed25519`` | ``mldsa44`` | ``mldsa65`` | ``mldsa87``.
 * ``make_ca(name, key="p256", days_valid=3650, path_length=None)`` -> :class:`Issued` (self-signed
   root, CA:TRUE, keyCertSign/cRLSign).
 * ``make_intermediate(parent, name, key="p256", path_length=0)`` -> :class:`Issued`.
 * ``make_leaf(issuer, key="rsa2048", ...)`` -> :class:`Issued`; knobs for the trust-model rules:
   ``days_valid``, ``not_before``, ``not_after``, ``key_usage_digital_signature``, ``ca``,
   ``basic_constraints``, ``v1`` (a real X.509 v1 certificate, DER built here), ``hash_alg``
-  (``sha256`` | ``sha384`` | ``sha512`` | ``sha1``, the latter for RSA issuers only).
+  (``sha256`` | ``sha384`` | ``sha512`` | ``sha224`` | ``sha1``, the latter for RSA issuers
+  only; ignored for ML-DSA issuers, whose signatures carry no separate hash).
 * Writers: ``write_cert(path, cert, fmt="pem"|"der")``, ``write_bundle(path, *certs)`` (PEM, in
   the given order: leaf then intermediates), ``write_key(path, key, fmt)`` with ``fmt`` =
   ``pkcs8`` (``PRIVATE KEY``), ``pkcs1`` (``RSA PRIVATE KEY``) or ``sec1`` (``EC PRIVATE KEY``).
 * ``write_leaf_files(directory, leaf, chain)`` -> :class:`LeafFiles` (every file format at once).
+* Every other container ``aws_signing_helper`` reads (see "Key containers" below):
+  ``mldsa_pkcs8(key, form)``, ``encrypted_pkcs8(key, password, scheme)``,
+  ``legacy_encrypted_pem(key, password)``, ``pkcs12(leaf, chain, password, profile)``,
+  ``combined_pem(leaf, chain, key_fmt)``, ``tss2_pem()``.
 
 Fixture
 -------
@@ -28,21 +33,28 @@ files as read-only: tests that modify files write their own copies under ``tmp_p
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import pathlib
+import subprocess
+import tempfile
 from dataclasses import dataclass
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 from cryptography.x509.oid import NameOID
 
-KEY_KINDS = ("rsa2048", "rsa3072", "rsa4096", "p256", "p384", "p521", "ed25519")
+KEY_KINDS = ("rsa1024", "rsa2048", "rsa3072", "rsa4096", "rsa8192", "p256", "p384", "p521",
+             "ed25519", "mldsa44", "mldsa65", "mldsa87")
 _CURVES = {"p256": ec.SECP256R1, "p384": ec.SECP384R1, "p521": ec.SECP521R1}
+_MLDSA = {"mldsa44": mldsa.MLDSA44PrivateKey, "mldsa65": mldsa.MLDSA65PrivateKey,
+          "mldsa87": mldsa.MLDSA87PrivateKey}
+_MLDSA_KEYS = tuple(_MLDSA.values())
 _HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384,
-           "sha512": hashes.SHA512}
+           "sha512": hashes.SHA512, "sha224": hashes.SHA224}
 
 
 def new_key(kind: str):
@@ -53,6 +65,8 @@ def new_key(kind: str):
         return ec.generate_private_key(_CURVES[kind]())
     if kind == "ed25519":
         return ed25519.Ed25519PrivateKey.generate()
+    if kind in _MLDSA:
+        return _MLDSA[kind].generate()
     raise ValueError(f"unknown key kind {kind!r}")
 
 
@@ -89,7 +103,9 @@ class Issued:
 
 
 def _signing_hash(issuer_key, hash_alg: str):
-    return None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else _HASHES[hash_alg]()
+    if isinstance(issuer_key, (ed25519.Ed25519PrivateKey, *_MLDSA_KEYS)):
+        return None
+    return _HASHES[hash_alg]()
 
 
 def _ski_aki(builder: x509.CertificateBuilder, public_key, issuer: Issued | None):
@@ -270,7 +286,10 @@ def _cert_obj(cert) -> x509.Certificate:
 
 
 def key_pem(key, fmt: str = "pkcs8") -> bytes:
-    """PEM of a private key: ``pkcs8`` (any key), ``pkcs1`` (RSA only), ``sec1`` (EC only)."""
+    """PEM of a private key: ``pkcs8`` (any key), ``pkcs1`` (RSA only), ``sec1`` (EC only);
+    for ML-DSA also ``mldsa-seed`` | ``mldsa-expanded`` | ``mldsa-both`` (see ``mldsa_pkcs8``)."""
+    if fmt.startswith("mldsa-"):
+        return pem_block("PRIVATE KEY", mldsa_pkcs8(key, fmt[6:]))
     if fmt == "pkcs8":
         private_format = serialization.PrivateFormat.PKCS8
     elif (fmt == "pkcs1" and isinstance(key, rsa.RSAPrivateKey)) or (
@@ -324,12 +343,25 @@ class LeafFiles:
         return self.leaf.serial
 
     def key(self, fmt: str = "pkcs8") -> pathlib.Path:
-        """The key file in ``pkcs8``, ``pkcs1`` or ``sec1`` form."""
+        """The key file in ``pkcs8``, ``pkcs1`` or ``sec1`` form, or (written on first use) an
+        ML-DSA form ``mldsa-seed`` | ``mldsa-expanded`` | ``mldsa-both``."""
         if fmt == "pkcs8":
             return self.key_pkcs8
+        if fmt.startswith("mldsa-"):
+            path = self.dir / f"key.{fmt}.pem"
+            if not path.exists():
+                write_key(path, self.leaf.key, fmt)
+            return path
         if self.key_traditional is None or fmt != _traditional_fmt(self.leaf.key):
             raise ValueError(f"no {fmt} form for this key")
         return self.key_traditional
+
+    def write(self, name: str, data: bytes) -> pathlib.Path:
+        """Write ``data`` (a container built by the helpers below) next to the leaf, 0600."""
+        path = self.dir / name
+        path.write_bytes(data)
+        path.chmod(0o600)
+        return path
 
 
 def _traditional_fmt(key) -> str | None:
@@ -368,6 +400,10 @@ class Pki:
         self.intermediate = make_intermediate(self.root, "iamra test intermediate")
         self.root_pem = write_cert(self.dir / "root.pem", self.root)
         self.intermediate_pem = write_cert(self.dir / "intermediate.pem", self.intermediate)
+        # One ML-DSA root per level: ML-DSA leaves are issued by a root of their own level.
+        self.mldsa_roots = {kind: make_ca(f"iamra test {kind} root", key=kind) for kind in _MLDSA}
+        self.trust_anchors = [self.root.cert_pem,
+                              *(ca.cert_pem for ca in self.mldsa_roots.values())]
         self._leaves: dict[tuple[str, bool], LeafFiles] = {}
         self._seq = itertools.count()
 
@@ -381,11 +417,139 @@ class Pki:
     def issue(self, key: str = "p256", via_intermediate: bool = False, issuer: Issued | None = None,
               chain=None, **options) -> LeafFiles:
         """A new leaf with ``make_leaf`` options, written to a fresh directory."""
+        if issuer is None and key in _MLDSA:
+            issuer = self.mldsa_roots[key]
         if issuer is None:
             issuer = self.intermediate if via_intermediate else self.root
             chain = (self.intermediate,) if via_intermediate else ()
         leaf = make_leaf(issuer, key=key, **options)
         return write_leaf_files(self.dir / f"leaf-{next(self._seq)}-{key}", leaf, chain or ())
+
+
+# ---- Key containers: every format aws_signing_helper reads ----------------------------------
+#
+# Made with the ``openssl`` command line (OpenSSL 3) where it can write them, as users make
+# them; ML-DSA forms with ``cryptography`` and ``dilithium-py`` (OpenSSL 3.0 knows no ML-DSA).
+
+_MLDSA_OIDS = {"mldsa44": "2.16.840.1.101.3.4.3.17", "mldsa65": "2.16.840.1.101.3.4.3.18",
+               "mldsa87": "2.16.840.1.101.3.4.3.19"}
+
+# PBES2 variants of encrypted PKCS#8 (``openssl pkcs8 -topk8`` options) and PBES1.
+PKCS8_SCHEMES = {
+    "aes128-sha1": ["-v2", "aes-128-cbc", "-v2prf", "hmacWithSHA1"],
+    "aes256-sha1": ["-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA1"],   # ACM's export
+    "aes192-sha256": ["-v2", "aes-192-cbc", "-v2prf", "hmacWithSHA256"],
+    "aes256-sha256": ["-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA256"],
+    "aes256-sha384": ["-v2", "aes-256-cbc", "-v2prf", "hmacWithSHA384"],
+    "aes128-sha512": ["-v2", "aes-128-cbc", "-v2prf", "hmacWithSHA512"],
+    "scrypt": ["-v2", "aes-256-cbc", "-scrypt"],
+    "pbes1-sha1-3des": ["-v1", "PBE-SHA1-3DES"],
+}
+# ``openssl pkcs12 -export`` options per encoding.
+PKCS12_PROFILES = {
+    # OpenSSL 3's default, spelled out: AES-256-CBC, PBKDF2-HMAC-SHA256, SHA-256 MAC.
+    "modern": ["-keypbe", "AES-256-CBC", "-certpbe", "AES-256-CBC", "-macalg", "sha256"],
+    "legacy-3des": ["-keypbe", "PBE-SHA1-3DES", "-certpbe", "PBE-SHA1-3DES", "-macalg", "sha1"],
+    # What OpenSSL 1.x wrote (and the helper's make test-certs): RC2-40 certificates, 3DES key.
+    "legacy-rc2": ["-legacy"],
+}
+
+
+def pem_block(label: str, der: bytes) -> bytes:
+    b64 = base64.b64encode(der).decode()
+    lines = [b64[i:i + 64] for i in range(0, len(b64), 64)]
+    return (f"-----BEGIN {label}-----\n" + "\n".join(lines)
+            + f"\n-----END {label}-----\n").encode()
+
+
+def _mldsa_kind(key) -> str:
+    return next(k for k, cls in _MLDSA.items() if isinstance(key, cls))
+
+
+def mldsa_expanded(key) -> bytes:
+    """The FIPS 204 expanded private key (skEncode) of an ML-DSA key, derived from its seed with
+    dilithium-py (cryptography exports only the seed); checked against cryptography's public
+    key."""
+    from dilithium_py.ml_dsa import ML_DSA_44, ML_DSA_65, ML_DSA_87
+    impl = {"mldsa44": ML_DSA_44, "mldsa65": ML_DSA_65, "mldsa87": ML_DSA_87}[_mldsa_kind(key)]
+    public, expanded = impl.key_derive(key.private_bytes_raw())
+    assert public == key.public_key().public_bytes_raw(), "dilithium-py and OpenSSL disagree"
+    return expanded
+
+
+def mldsa_pkcs8(key, form: str = "seed") -> bytes:
+    """DER PKCS#8 of an ML-DSA key in the ``ML-DSA-PrivateKey`` CHOICE form OpenSSL 3.5 writes:
+    ``seed`` ([0] IMPLICIT OCTET STRING), ``expanded`` (OCTET STRING) or ``both`` (SEQUENCE of
+    the two)."""
+    seed = key.private_bytes_raw()
+    if form == "seed":
+        inner = _tlv(0x80, seed)
+    elif form == "expanded":
+        inner = _tlv(0x04, mldsa_expanded(key))
+    elif form == "both":
+        inner = _seq(_tlv(0x04, seed), _tlv(0x04, mldsa_expanded(key)))
+    else:
+        raise ValueError(f"unknown ML-DSA PKCS#8 form {form!r}")
+    der = _seq(_der_int(0), _seq(_der_oid(_MLDSA_OIDS[_mldsa_kind(key)])), _tlv(0x04, inner))
+    if form == "seed":
+        assert der == key.private_bytes(serialization.Encoding.DER,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    return der
+
+
+def _openssl(*args: str, stdin: bytes) -> bytes:
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True,
+                          check=True).stdout
+
+
+def encrypted_pkcs8(key, password: str, scheme: str = "aes256-sha256") -> bytes:
+    """``ENCRYPTED PRIVATE KEY`` PEM; ``scheme`` is a key of ``PKCS8_SCHEMES``. ML-DSA keys
+    are encrypted by cryptography (PBES2, AES-256-CBC, HMAC-SHA256) whatever the scheme."""
+    if isinstance(key, _MLDSA_KEYS):
+        return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.BestAvailableEncryption(password.encode()))
+    return _openssl("pkcs8", "-topk8", *PKCS8_SCHEMES[scheme], "-passout", f"pass:{password}",
+                    stdin=key_pem(key))
+
+
+def legacy_encrypted_pem(key, password: str) -> bytes:
+    """OpenSSL's traditional encrypted PEM (``Proc-Type: 4,ENCRYPTED``, AES-256-CBC)."""
+    cmd = ["rsa", "-traditional"] if isinstance(key, rsa.RSAPrivateKey) else ["ec"]
+    out = _openssl(*cmd, "-aes256", "-passout", f"pass:{password}", stdin=key_pem(key))
+    assert b"Proc-Type: 4,ENCRYPTED" in out
+    return out
+
+
+def pkcs12(leaf: Issued, chain=(), password: str = "", profile: str = "modern") -> bytes:
+    """A DER PKCS#12 file with the key, the leaf and the chain (``openssl pkcs12 -export``)."""
+    with tempfile.TemporaryDirectory() as d:
+        d = pathlib.Path(d)
+        write_key(d / "key.pem", leaf.key)
+        write_bundle(d / "cert.pem", leaf)
+        extra = []
+        if chain:
+            write_bundle(d / "chain.pem", *chain)
+            extra = ["-certfile", str(d / "chain.pem")]
+        return _openssl("pkcs12", "-export", "-inkey", str(d / "key.pem"),
+                        "-in", str(d / "cert.pem"), *extra, *PKCS12_PROFILES[profile],
+                        "-passout", f"pass:{password}", stdin=b"")
+
+
+def combined_pem(leaf: Issued, chain=(), key_fmt: str = "pkcs8", key_first: bool = True) -> bytes:
+    """One PEM file with the key, the leaf and the chain."""
+    certs = b"".join(_cert_obj(c).public_bytes(serialization.Encoding.PEM)
+                     for c in (leaf, *chain))
+    key = key_pem(leaf.key, key_fmt)
+    return key + certs if key_first else certs + key
+
+
+def tss2_pem() -> bytes:
+    """A ``TSS2 PRIVATE KEY`` PEM (a TPM-wrapped key as tpm2-tss-engine writes it): the OID
+    2.23.133.10.1.3 (loadable key), emptyAuth, parent handle and opaque public/private blobs."""
+    der = _seq(_der_oid("2.23.133.10.1.3"), _tlv(0xA0, _tlv(0x01, b"\xff")),
+               _der_int(0x40000001), _tlv(0x04, b"\x00" * 32), _tlv(0x04, b"\x00" * 48))
+    return pem_block("TSS2 PRIVATE KEY", der)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 
 from fakes.rolesanywhere import (canonical_query, canonical_request, credential_scope,
                                  key_algorithm, rfc3986, string_to_sign)
@@ -71,7 +71,8 @@ def _sign(key, data: bytes) -> bytes:
         return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return key.sign(data, ec.ECDSA(hashes.SHA256()))
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    if isinstance(key, (ed25519.Ed25519PrivateKey, mldsa.MLDSA44PrivateKey,
+                        mldsa.MLDSA65PrivateKey, mldsa.MLDSA87PrivateKey)):
         return key.sign(data)
     raise TypeError(type(key).__name__)
 
