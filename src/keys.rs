@@ -1,11 +1,18 @@
-//! Private keys that sign `CreateSession`: loading (PKCS#8, PKCS#1 RSA, SEC1 EC; PEM or DER)
-//! and signing per the X.509 SigV4 variant (`docs/rolesanywhere-protocol.md` §3).
+//! Private keys that sign `CreateSession`: loading (PKCS#8, encrypted PKCS#8, PKCS#1 RSA, SEC1
+//! EC; PEM or DER; PKCS#12 in [`pkcs12`]) and signing per the X.509 SigV4 variant
+//! (`docs/rolesanywhere-protocol.md` §3).
 //!
 //! | key | algorithm | signature over the string to sign |
 //! |---|---|---|
 //! | RSA (2048–4096) | `AWS4-X509-RSA-SHA256` | RSASSA-PKCS1-v1_5 with SHA-256 (`ring`) |
 //! | EC P-256 | `AWS4-X509-ECDSA-SHA256` | ECDSA with SHA-256, DER (`ring`) |
 //! | EC P-384 | `AWS4-X509-ECDSA-SHA256` | ECDSA over the SHA-256 prehash, DER (`p384`) |
+//! | ML-DSA-44/65/87 | `AWS4-X509-MLDSA` | pure ML-DSA, deterministic, empty context ([`mldsa`]) |
+//!
+//! Refused with a reason and the fix: RSA below 2048 or above 4096 bits, other curves and key
+//! types, PBES1 and OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` PEM (with the `openssl` command
+//! that converts them, see [`encrypted`]), TSS2 (TPM-wrapped) keys and key-store URIs
+//! (`pkcs11:`, `handle:`).
 //!
 //! `ring` signs P-384 only with SHA-384, which Roles Anywhere rejects, so P-384 goes through
 //! RustCrypto's prehash signer (RFC 6979 nonces). P-256 stays on `ring`, several times faster
@@ -22,6 +29,14 @@ use ring::signature::{
 use rustls_pki_types::pem::{PemObject, SectionKind};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 use signature::hazmat::PrehashSigner;
+
+use crate::secret::Secret;
+
+pub(crate) mod encrypted;
+pub(crate) mod mldsa;
+pub(crate) mod pkcs12;
+
+pub(crate) use mldsa::ALG_MLDSA;
 
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
@@ -41,6 +56,8 @@ pub(crate) enum SigningKey {
     P256(EcdsaKeyPair),
     /// EC P-384.
     P384(p384::ecdsa::SigningKey),
+    /// ML-DSA-44/65/87.
+    MlDsa(mldsa::MlDsaKey),
 }
 
 impl fmt::Debug for SigningKey {
@@ -54,26 +71,64 @@ impl fmt::Debug for SigningKey {
 pub(crate) enum KeyError {
     /// No private key PEM block, and not DER either.
     NotAKey,
-    /// An `ENCRYPTED PRIVATE KEY`.
+    /// An encrypted key, and no password was given.
     Encrypted,
+    /// The password does not decrypt the key (or the file is damaged).
+    WrongPassword,
+    /// A PKCS#12 file whose MAC the empty password does not open.
+    Pkcs12NeedsPassword,
+    /// An encryption scheme this tool does not decrypt (PBES1, PKCS#12 PBE, …): its name.
+    UnsupportedEncryption(String),
+    /// OpenSSL's legacy `Proc-Type: 4,ENCRYPTED` PEM.
+    LegacyEncryptedPem,
+    /// A key held by a key store (PKCS#11 URI, TPM handle, TSS2 PEM): what it is.
+    KeyStore(String),
+    /// An RSA key outside 2048–4096 bits: its size.
+    RsaSize(usize),
     /// A key type or curve this tool does not sign with.
     Unsupported(String),
     /// A block of the right type that does not parse.
     Malformed(String),
 }
 
+/// How to pass the password of an encrypted key.
+const PASSWORD_HINT: &str = "pass its password with --pkcs8-password-file FILE (or IAMRA_PKCS8_PASSWORD, or --pkcs8-password)";
+
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KeyError::NotAKey => f.write_str(
-                "no private key found: expected a PEM block PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY (or DER)",
+                "no private key found: expected a PEM block PRIVATE KEY, ENCRYPTED PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY (or DER)",
             ),
-            KeyError::Encrypted => f.write_str(
-                "the private key is encrypted; decrypt it first (openssl pkcs8 -in KEY -out KEY.pem)",
+            KeyError::Encrypted => write!(f, "the private key is encrypted: {PASSWORD_HINT}"),
+            KeyError::WrongPassword => f.write_str(
+                "the password does not decrypt it (wrong password, or a damaged file): check the password given with --pkcs8-password-file, IAMRA_PKCS8_PASSWORD or --pkcs8-password",
+            ),
+            KeyError::Pkcs12NeedsPassword => write!(
+                f,
+                "the PKCS#12 file is protected by a password: {PASSWORD_HINT}"
+            ),
+            KeyError::UnsupportedEncryption(scheme) => write!(
+                f,
+                "the private key is encrypted with {scheme}, which is not supported: convert it to PBES2 with `{}` and pass the new password",
+                encrypted::CONVERT_TO_PKCS8
+            ),
+            KeyError::LegacyEncryptedPem => write!(
+                f,
+                "the private key is encrypted in OpenSSL's legacy PEM format (Proc-Type: 4,ENCRYPTED), which is not supported: convert it to encrypted PKCS#8 with `{}` and pass the new password",
+                encrypted::CONVERT_TO_PKCS8
+            ),
+            KeyError::KeyStore(what) => write!(
+                f,
+                "{what} is not supported here: export the key and certificate to files (PEM, PKCS#8 or PKCS#12), or get the certificate from Vault"
+            ),
+            KeyError::RsaSize(bits) => write!(
+                f,
+                "unsupported key size: RSA-{bits}; Roles Anywhere signing here takes RSA keys of 2048 to 4096 bits: issue a new key (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048) or use EC P-256/P-384"
             ),
             KeyError::Unsupported(what) => write!(
                 f,
-                "unsupported key type: {what}; use RSA (2048-4096 bits) or EC P-256/P-384"
+                "unsupported key type: {what}; use RSA (2048-4096 bits), EC P-256/P-384 or ML-DSA-44/65/87"
             ),
             KeyError::Malformed(why) => write!(f, "malformed private key: {why}"),
         }
@@ -85,6 +140,25 @@ impl std::error::Error for KeyError {}
 impl SigningKey {
     /// Reads a private key from PEM (PKCS#8, PKCS#1, SEC1) or DER (PKCS#8, PKCS#1, SEC1).
     pub(crate) fn from_pem_or_der(bytes: &[u8]) -> Result<SigningKey, KeyError> {
+        Self::load(bytes, None)
+    }
+
+    /// Reads a private key from PEM or DER, decrypting an encrypted PKCS#8 key with `password`.
+    /// In a PEM file with several blocks (a combined key + certificates file), the first key
+    /// block is used.
+    pub(crate) fn load(bytes: &[u8], password: Option<&Secret>) -> Result<SigningKey, KeyError> {
+        if contains(bytes, b"-----BEGIN TSS2 PRIVATE KEY-----") {
+            return Err(KeyError::KeyStore(
+                "a TSS2 PRIVATE KEY (a key wrapped by a TPM)".into(),
+            ));
+        }
+        if encrypted::is_legacy_encrypted_pem(bytes) {
+            return Err(KeyError::LegacyEncryptedPem);
+        }
+        if let Some(der) = pem_block(bytes, "ENCRYPTED PRIVATE KEY")? {
+            let plain = encrypted::decrypt_pkcs8(&der, password)?;
+            return Self::from_pkcs8(&plain);
+        }
         let mut pem_found = false;
         for item in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(bytes) {
             let Ok((kind, der)) = item else { break };
@@ -97,13 +171,14 @@ impl SigningKey {
             };
             return Self::from_der(&der);
         }
-        if bytes.windows(23).any(|w| w == b"ENCRYPTED PRIVATE KEY--") {
-            return Err(KeyError::Encrypted);
-        }
         if pem_found || bytes.starts_with(b"-----") {
             return Err(KeyError::NotAKey);
         }
-        // DER: try each container in turn.
+        // DER: an encrypted PKCS#8, else each plain container in turn.
+        if encrypted::is_encrypted_pkcs8(bytes) {
+            let plain = encrypted::decrypt_pkcs8(bytes, password)?;
+            return Self::from_pkcs8(&plain);
+        }
         let der = bytes.to_vec();
         for candidate in [
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone())),
@@ -122,9 +197,7 @@ impl SigningKey {
     pub(crate) fn from_der(der: &PrivateKeyDer<'_>) -> Result<SigningKey, KeyError> {
         match der {
             PrivateKeyDer::Pkcs8(k) => Self::from_pkcs8(k.secret_pkcs8_der()),
-            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
-                .map(SigningKey::Rsa)
-                .map_err(|e| KeyError::Malformed(format!("RSA key: {e}"))),
+            PrivateKeyDer::Pkcs1(k) => rsa_from_pkcs1(k.secret_pkcs1_der()),
             PrivateKeyDer::Sec1(k) => {
                 let der = k.secret_sec1_der();
                 if let Ok(sk) = p256::SecretKey::from_sec1_der(der) {
@@ -153,9 +226,15 @@ impl SigningKey {
             .map_err(|e| KeyError::Malformed(format!("PKCS#8: {e}")))?;
         let oid = info.algorithm.oid;
         if oid == OID_RSA {
+            check_rsa_size(info.private_key)?;
             return RsaKeyPair::from_pkcs8(der)
                 .map(SigningKey::Rsa)
                 .map_err(|e| KeyError::Malformed(format!("RSA key: {e}")));
+        }
+        if let Some(key) =
+            mldsa::MlDsaKey::from_pkcs8_private_key(&oid.to_string(), info.private_key)
+        {
+            return key.map(SigningKey::MlDsa);
         }
         if oid != OID_EC {
             return Err(KeyError::Unsupported(algorithm_name(&oid)));
@@ -178,6 +257,7 @@ impl SigningKey {
         match self {
             SigningKey::Rsa(_) => ALG_RSA,
             SigningKey::P256(_) | SigningKey::P384(_) => ALG_ECDSA,
+            SigningKey::MlDsa(_) => ALG_MLDSA,
         }
     }
 
@@ -187,11 +267,12 @@ impl SigningKey {
             SigningKey::Rsa(k) => format!("RSA-{}", k.public().modulus_len() * 8),
             SigningKey::P256(_) => "EC P-256".into(),
             SigningKey::P384(_) => "EC P-384".into(),
+            SigningKey::MlDsa(k) => k.describe().into(),
         }
     }
 
     /// The public key as it stands in a certificate's `subjectPublicKey` BIT STRING: the
-    /// `RSAPublicKey` DER for RSA, the uncompressed point for EC.
+    /// `RSAPublicKey` DER for RSA, the uncompressed point for EC, the encoded key for ML-DSA.
     pub(crate) fn public_key_bits(&self) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => k.public().as_ref().to_vec(),
@@ -201,11 +282,12 @@ impl SigningKey {
                 .to_encoded_point(false)
                 .as_bytes()
                 .to_vec(),
+            SigningKey::MlDsa(k) => k.public_key_bits(),
         }
     }
 
-    /// Signs `message` (the string to sign): RSA PKCS#1 v1.5 SHA-256, or ECDSA over its
-    /// SHA-256 digest in DER, whatever the curve.
+    /// Signs `message` (the string to sign): RSA PKCS#1 v1.5 SHA-256, ECDSA over its
+    /// SHA-256 digest in DER whatever the curve, or pure ML-DSA over the message itself.
     pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
         match self {
             SigningKey::Rsa(k) => {
@@ -231,8 +313,58 @@ impl SigningKey {
                     .expect("a 32-byte prehash is valid for P-384");
                 sig.to_der().as_bytes().to_vec()
             }
+            SigningKey::MlDsa(k) => k.sign(message),
         }
     }
+}
+
+/// Whether `haystack` contains `needle`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The DER of the first PEM block labelled `label`, if there is one.
+fn pem_block(bytes: &[u8], label: &str) -> Result<Option<Vec<u8>>, KeyError> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let Some(start) = bytes
+        .windows(begin.len())
+        .position(|w| w == begin.as_bytes())
+    else {
+        return Ok(None);
+    };
+    let rest = &bytes[start..];
+    let stop = rest
+        .windows(end.len())
+        .position(|w| w == end.as_bytes())
+        .ok_or_else(|| KeyError::Malformed(format!("{label} PEM block without its END line")))?;
+    let block = &rest[..stop + end.len()];
+    let (_, der) = pkcs8::der::pem::decode_vec(block)
+        .map_err(|e| KeyError::Malformed(format!("{label} PEM block: {e}")))?;
+    Ok(Some(der))
+}
+
+/// Refuses RSA keys below 2048 or above 4096 bits by their modulus (`RSAPrivateKey` DER).
+fn check_rsa_size(pkcs1: &[u8]) -> Result<(), KeyError> {
+    use rsa::pkcs1::der::Decode as _;
+    let key = rsa::pkcs1::RsaPrivateKey::from_der(pkcs1)
+        .map_err(|e| KeyError::Malformed(format!("RSA key: {e}")))?;
+    let modulus = key.modulus.as_bytes();
+    let bits = match modulus.first() {
+        Some(&b) => modulus.len() * 8 - b.leading_zeros() as usize,
+        None => 0,
+    };
+    if !(2048..=4096).contains(&bits) {
+        return Err(KeyError::RsaSize(bits));
+    }
+    Ok(())
+}
+
+fn rsa_from_pkcs1(der: &[u8]) -> Result<SigningKey, KeyError> {
+    check_rsa_size(der)?;
+    RsaKeyPair::from_der(der)
+        .map(SigningKey::Rsa)
+        .map_err(|e| KeyError::Malformed(format!("RSA key: {e}")))
 }
 
 fn p256_from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
@@ -315,11 +447,43 @@ mod tests {
             SigningKey::from_pem_or_der(b"hello").unwrap_err(),
             KeyError::NotAKey
         );
-        let enc =
-            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let enc = include_bytes!("../tests/data/keys/p256.aes256-sha1.p8.pem");
         assert_eq!(
             SigningKey::from_pem_or_der(enc).unwrap_err(),
             KeyError::Encrypted
+        );
+        let k = SigningKey::load(enc, Some(&Secret::new("correct-horse"))).unwrap();
+        assert_eq!(k.describe(), "EC P-256");
+        let der = pkcs8::der::pem::decode_vec(enc).unwrap().1;
+        let k = SigningKey::load(&der, Some(&Secret::new("correct-horse"))).unwrap();
+        assert_eq!(k.describe(), "EC P-256", "DER encrypted PKCS#8");
+        let e = SigningKey::load(enc, Some(&Secret::new("s3cr3t-value"))).unwrap_err();
+        assert_eq!(e, KeyError::WrongPassword);
+        assert!(!format!("{e} {e:?}").contains("s3cr3t"), "{e}");
+    }
+
+    #[test]
+    fn legacy_pem_tss2_and_rsa_sizes_get_their_own_messages() {
+        let legacy = include_bytes!("../tests/data/keys/rsa2048.legacy.pem");
+        let e = SigningKey::load(legacy, Some(&Secret::new("correct-horse"))).unwrap_err();
+        assert_eq!(e, KeyError::LegacyEncryptedPem);
+        assert!(
+            e.to_string().contains("the private key is encrypted"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("openssl pkcs8 -topk8"), "{e}");
+        let tss2 = b"-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n";
+        let e = SigningKey::from_pem_or_der(tss2).unwrap_err();
+        assert!(
+            e.to_string().contains("TPM") && e.to_string().contains("Vault"),
+            "{e}"
+        );
+        let small = include_bytes!("../tests/data/keys/rsa1024.pem");
+        let e = SigningKey::from_pem_or_der(small).unwrap_err();
+        assert_eq!(e, KeyError::RsaSize(1024));
+        assert!(
+            e.to_string().starts_with("unsupported key size: RSA-1024"),
+            "{e}"
         );
     }
 }

@@ -4,8 +4,10 @@
 //! Inputs: the leaf in PEM or DER (a PEM bundle's further certificates are intermediates),
 //! intermediates from a PEM bundle, a private key (see [`crate::keys`]).
 //! Checks (`docs/rolesanywhere-protocol.md` §5), each with its own error: the key matches the
-//! certificate; X.509 v3; keyUsage digitalSignature; not a CA; signed with SHA-256 or stronger;
-//! within its validity (dates named); an RSA or EC P-256/P-384 key; at most 5 intermediates.
+//! certificate; X.509 v3; keyUsage digitalSignature; not a CA; signed with SHA-256 or stronger
+//! or ML-DSA (MD2, MD5, SHA-1 and SHA-224 signatures are refused, as Roles Anywhere refuses
+//! them); within its validity (dates named); an RSA, EC P-256/P-384 or ML-DSA-44/65/87 key; at
+//! most 5 intermediates.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -156,13 +158,10 @@ impl Identity {
             ));
         }
         let sig_oid = cert.signature_algorithm.algorithm.to_id_string();
-        if matches!(
-            sig_oid.as_str(),
-            "1.2.840.113549.1.1.4" | "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.3.14.3.2.29"
-        ) {
-            return Err(reject(
-                "is signed with MD5 or SHA-1, which Roles Anywhere rejects: reissue it with SHA-256 or stronger".into(),
-            ));
+        if let Some(weak) = weak_signature(&sig_oid) {
+            return Err(reject(format!(
+                "is signed with {weak}, which Roles Anywhere rejects (it accepts SHA-256 or stronger, or ML-DSA): reissue it with SHA-256 or stronger"
+            )));
         }
         let not_before = cert.validity().not_before.to_datetime();
         let not_after = cert.validity().not_after.to_datetime();
@@ -201,7 +200,24 @@ impl Identity {
     }
 }
 
-/// RSA, or EC on P-256/P-384.
+/// The weak hash of a certificate signature algorithm Roles Anywhere refuses, if it is one.
+fn weak_signature(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "1.2.840.113549.1.1.2" => "MD2 (md2WithRSAEncryption)",
+        "1.2.840.113549.1.1.4" => "MD5 (md5WithRSAEncryption)",
+        "1.2.840.113549.1.1.5" | "1.3.14.3.2.29" => "SHA-1 (sha1WithRSAEncryption)",
+        "1.2.840.10045.4.1" => "SHA-1 (ecdsa-with-SHA1)",
+        "1.2.840.10040.4.3" => "SHA-1 (dsa-with-sha1)",
+        "1.2.840.113549.1.1.14" => "SHA-224 (sha224WithRSAEncryption)",
+        "1.2.840.10045.4.3.1" => "SHA-224 (ecdsa-with-SHA224)",
+        "2.16.840.1.101.3.4.3.1" => "SHA-224 (dsa-with-sha224)",
+        "2.16.840.1.101.3.4.3.5" => "SHA3-224 (ecdsa-with-SHA3-224)",
+        "2.16.840.1.101.3.4.3.13" => "SHA3-224 (RSASSA-PKCS1-v1_5 with SHA3-224)",
+        _ => return None,
+    })
+}
+
+/// RSA, EC on P-256/P-384, or ML-DSA-44/65/87.
 fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
     let alg = &cert.public_key().algorithm;
     match alg.algorithm.to_id_string().as_str() {
@@ -223,11 +239,14 @@ fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
                 )),
             }
         }
+        crate::keys::mldsa::OID_MLDSA44
+        | crate::keys::mldsa::OID_MLDSA65
+        | crate::keys::mldsa::OID_MLDSA87 => Ok(()),
         "1.3.101.112" => {
-            Err("has an unsupported key type: Ed25519; use RSA or EC P-256/P-384".into())
+            Err("has an unsupported key type: Ed25519; use RSA, EC P-256/P-384 or ML-DSA".into())
         }
         other => Err(format!(
-            "has an unsupported key type ({other}); use RSA or EC P-256/P-384"
+            "has an unsupported key type ({other}); use RSA, EC P-256/P-384 or ML-DSA"
         )),
     }
 }
