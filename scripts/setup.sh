@@ -33,7 +33,7 @@ apt_install() {
   if [ ! -f /tmp/.iamra-apt-updated ]; then apt-get update -qq && touch /tmp/.iamra-apt-updated; fi
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-apt_install musl-tools
+apt_install musl-tools openssl  # openssl: the test PKI writes PKCS#12 and encrypted keys with it
 if [ "${SETUP_CONTAINERS:-0}" = 1 ]; then
   apt_install podman buildah runc uidmap fuse-overlayfs
   conf=/etc/containers/containers.conf

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::secret::Secret;
+
 /// AWS credentials through IAM Roles Anywhere, with Vault or OpenBao as the certificate authority.
 #[derive(Parser, Debug)]
 #[command(
@@ -230,12 +232,18 @@ pub enum LogFormat {
 /// `credential-process`.
 #[derive(Args, Debug)]
 pub struct CredentialProcessArgs {
-    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates)
+    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates); or, without --private-key, a PKCS#12 file or one PEM file with the key and the certificates
     #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
     pub certificate: Option<PathBuf>,
-    /// Private key: PKCS#8, PKCS#1 (RSA) or SEC1 (EC), PEM or DER
+    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; RSA, EC P-256/P-384 or ML-DSA
     #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
     pub private_key: Option<PathBuf>,
+    /// Password of an encrypted PKCS#8 key or a PKCS#12 file (aws_signing_helper's flag; visible to `ps`: prefer --pkcs8-password-file)
+    #[arg(long, env = "IAMRA_PKCS8_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
+    pub(crate) pkcs8_password: Option<Secret>,
+    /// File whose content is that password (one trailing newline ignored)
+    #[arg(long, env = "IAMRA_PKCS8_PASSWORD_FILE", value_name = "PATH")]
+    pub pkcs8_password_file: Option<PathBuf>,
     /// Intermediate certificates, PEM bundle, nearest issuer first
     #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
     pub intermediates: Option<PathBuf>,
@@ -346,4 +354,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub flow: FlowArgs,
+}
+
+/// Wraps a password flag value at once, so that `Debug` of the arguments never shows it.
+fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s))
 }

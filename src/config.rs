@@ -335,12 +335,13 @@ pub(crate) fn file_or_vault_source(
     env: &dyn Env,
 ) -> Result<Source, ConfigError> {
     match (&a.certificate, &a.private_key) {
-        (Some(certificate), Some(private_key)) => Ok(Source::Files(FileSource {
+        // Without --private-key the certificate file may be a PKCS#12 file or hold the key.
+        (Some(certificate), private_key) => Ok(Source::Files(FileSource {
             certificate: certificate.clone(),
             private_key: private_key.clone(),
             intermediates: a.intermediates.clone(),
+            password: key_password(a.pkcs8_password.as_ref(), a.pkcs8_password_file.as_deref())?,
         })),
-        (Some(_), None) => err("missing --private-key for --certificate"),
         (None, Some(_)) => err("missing --certificate for --private-key"),
         (None, None) => {
             if a.vault.pki_role.is_none()
@@ -439,6 +440,42 @@ pub(crate) fn log_format(f: LogFormat) -> logging::Format {
     }
 }
 
+/// The password of an encrypted PKCS#8 key or a PKCS#12 file: `--pkcs8-password-file` (or
+/// `IAMRA_PKCS8_PASSWORD_FILE`), or `--pkcs8-password` (or `IAMRA_PKCS8_PASSWORD`), not both.
+/// From a file, one trailing newline (`\n` or `\r\n`) is dropped and nothing else: spaces may
+/// be part of a password. Neither the value nor the file's content ever goes in a message.
+pub(crate) fn key_password(
+    value: Option<&Secret>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<Secret>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => err(
+            "both --pkcs8-password (or IAMRA_PKCS8_PASSWORD) and --pkcs8-password-file are set: give the password once",
+        ),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => {
+            let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
+                ConfigError(format!(
+                    "cannot read the --pkcs8-password-file {}: {e}",
+                    path.display()
+                ))
+            })?);
+            let mut v: &[u8] = &raw;
+            if let Some(rest) = v.strip_suffix(b"\n") {
+                v = rest.strip_suffix(b"\r").unwrap_or(rest);
+            }
+            let s = std::str::from_utf8(v).map_err(|_| {
+                ConfigError(format!(
+                    "the --pkcs8-password-file {} is not UTF-8 text",
+                    path.display()
+                ))
+            })?;
+            Ok(Some(Secret::new(s)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,6 +558,29 @@ mod tests {
             "http://127.0.0.1:9/p".into(),
         );
         assert_eq!(rolesanywhere(&a, &e2).unwrap().endpoint.path, "/p/sessions");
+    }
+
+    #[test]
+    fn key_password_from_flag_or_file_never_both() {
+        let dir = std::env::temp_dir().join(format!("iamra-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pw");
+        std::fs::write(&f, "pass phrase \r\n").unwrap();
+        let got = key_password(None, Some(&f)).unwrap().unwrap();
+        assert_eq!(got.expose(), "pass phrase ");
+        let flag = Secret::new("x");
+        assert_eq!(
+            key_password(Some(&flag), None).unwrap().unwrap().expose(),
+            "x"
+        );
+        let e = key_password(Some(&flag), Some(&f)).unwrap_err().0;
+        assert!(e.contains("give the password once"), "{e}");
+        let e = key_password(None, Some(&dir.join("missing")))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("cannot read the --pkcs8-password-file"), "{e}");
+        assert!(key_password(None, None).unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -54,8 +54,7 @@ fn main() -> ExitCode {
 }
 
 /// `aws_signing_helper` flags for key stores this tool does not read.
-const UNSUPPORTED_HELPER_FLAGS: [&str; 8] = [
-    "--pkcs8-password",
+const UNSUPPORTED_HELPER_FLAGS: [&str; 7] = [
     "--cert-selector",
     "--system-store-name",
     "--pkcs11-lib",
@@ -72,7 +71,7 @@ fn usage_error(e: &clap::Error) -> String {
         let flag = arg.split('=').next().unwrap_or(arg);
         if UNSUPPORTED_HELPER_FLAGS.contains(&flag) {
             return format!(
-                "{flag} (an aws_signing_helper option for encrypted keys, PKCS#11, TPM or system certificate stores) is not supported: pass an unencrypted PEM key with --private-key, or get the certificate from Vault"
+                "{flag} (an aws_signing_helper option for PKCS#11, TPM or system certificate stores) is not supported: export the key to a file for --private-key (or a PKCS#12 file for --certificate), or get the certificate from Vault"
             );
         }
     }

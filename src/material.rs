@@ -10,7 +10,7 @@
 //! most 5 intermediates.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ::time::OffsetDateTime;
 use base64::Engine as _;
@@ -309,37 +309,8 @@ pub(crate) fn parse_certificates(
     Ok(certs)
 }
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MaterialError> {
-    std::fs::read(path).map_err(|source| MaterialError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// Loads and checks `--certificate`, `--intermediates` and `--private-key`.
-pub(crate) fn load_files(
-    certificate: &Path,
-    intermediates: Option<&Path>,
-    private_key: &Path,
-    now: OffsetDateTime,
-) -> Result<Identity, MaterialError> {
-    let origin = certificate.display().to_string();
-    let mut certs = parse_certificates(&read("certificate", certificate)?, &origin)?;
-    let leaf = certs.remove(0);
-    if let Some(p) = intermediates {
-        certs.extend(parse_certificates(
-            &read("intermediates", p)?,
-            &p.display().to_string(),
-        )?);
-    }
-    let key_bytes = read("private key", private_key)?;
-    let key = SigningKey::from_pem_or_der(&key_bytes).map_err(|source| MaterialError::Key {
-        origin: format!("private key {}", private_key.display()),
-        source,
-    })?;
-    Identity::new(leaf, certs, key, now)
-}
+mod files;
+pub(crate) use files::load_files;
 
 #[cfg(test)]
 mod tests {

@@ -23,7 +23,8 @@ use crate::secret::Secret;
 const OID_PBES2: &str = "1.2.840.113549.1.5.13";
 
 /// The command that turns PBES1 or legacy-PEM keys into PBES2 PKCS#8 (asks both passwords).
-pub(crate) const CONVERT_TO_PKCS8: &str = "openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8.pem";
+pub(crate) const CONVERT_TO_PKCS8: &str =
+    "openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8.pem";
 
 /// Names a PBES1 / PKCS#12-PBE scheme OID for the error message.
 fn pbes1_name(oid: &str) -> Option<&'static str> {

@@ -195,7 +195,10 @@ fn load<P: MlDsaParams>(
 impl MlDsaKey {
     /// Loads the `privateKey` OCTET STRING contents of a PKCS#8 with algorithm `oid`; `None`
     /// when the OID is not ML-DSA.
-    pub(crate) fn from_pkcs8_private_key(oid: &str, private_key: &[u8]) -> Option<Result<Self, KeyError>> {
+    pub(crate) fn from_pkcs8_private_key(
+        oid: &str,
+        private_key: &[u8],
+    ) -> Option<Result<Self, KeyError>> {
         Some(match oid {
             OID_MLDSA44 => load::<MlDsa44>(&L44, private_key).map(MlDsaKey::L44),
             OID_MLDSA65 => load::<MlDsa65>(&L65, private_key).map(MlDsaKey::L65),
@@ -237,7 +240,8 @@ impl MlDsaKey {
         }
     }
 
-    /// Verifies `signature` over `message` with this key's public key (tests, self-checks).
+    /// Verifies `signature` over `message` with this key's public key.
+    #[cfg(test)]
     pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         fn go<P: MlDsaParams>(k: &ExpandedSigningKey<P>, m: &[u8], s: &[u8]) -> bool {
             let Ok(enc) = ml_dsa::EncodedSignature::<P>::try_from(s) else {

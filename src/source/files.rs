@@ -1,5 +1,6 @@
-//! The file source: `--certificate`, `--private-key` and `--intermediates`, as
-//! `aws_signing_helper` takes them. The files are read and checked at every use, so a
+//! The file source: `--certificate`, `--private-key` (optional: a PKCS#12 or key + certificate
+//! PEM file as `--certificate`), `--intermediates` and the key password, as
+//! `aws_signing_helper` takes them (see [`crate::material::load_files`]). The files are read and checked at every use, so a
 //! certificate rotated on disk is picked up by the next `obtain`.
 
 use std::path::PathBuf;
@@ -10,13 +11,16 @@ use time::OffsetDateTime;
 use super::{Obtained, SourceError, log_session};
 use crate::material::{self, Identity, MaterialError};
 use crate::rolesanywhere::session::SessionClient;
+use crate::secret::Secret;
 
 /// The files, as given.
 #[derive(Debug, Clone)]
 pub(crate) struct FileSource {
     pub(crate) certificate: PathBuf,
-    pub(crate) private_key: PathBuf,
+    pub(crate) private_key: Option<PathBuf>,
     pub(crate) intermediates: Option<PathBuf>,
+    /// `--pkcs8-password[-file]`: decrypts an encrypted PKCS#8 key or a PKCS#12 file.
+    pub(crate) password: Option<Secret>,
 }
 
 impl FileSource {
@@ -25,7 +29,8 @@ impl FileSource {
         material::load_files(
             &self.certificate,
             self.intermediates.as_deref(),
-            &self.private_key,
+            self.private_key.as_deref(),
+            self.password.as_ref(),
             OffsetDateTime::now_utc(),
         )
     }
