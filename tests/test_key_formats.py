@@ -25,10 +25,11 @@ from __future__ import annotations
 import pytest
 
 from support.cli import EXIT_USAGE, assert_error, credential_process_json
-from support.fake_ra import ra_flags
+from fakes.rolesanywhere import FakeRolesAnywhere
+from support.fake_ra import REGION, ra_flags
 from support.pki import (PKCS8_SCHEMES, PKCS12_PROFILES, combined_pem, encrypted_pkcs8,
-                         legacy_encrypted_pem, make_ca, make_leaf, pkcs12, tss2_pem,
-                         write_leaf_files)
+                         legacy_encrypted_pem, make_ca, make_intermediate, make_leaf, pkcs12,
+                         tss2_pem, write_leaf_files)
 from support.ra_client import b64
 
 PASSWORD = "correct horse battery staple"
@@ -186,6 +187,21 @@ def test_combined_pem_as_certificate(cp, pki, fake_ra, key, key_fmt, key_first):
                       combined_pem(files.leaf, files.chain, key_fmt, key_first))
     alg = "AWS4-X509-RSA-SHA256" if key.startswith("rsa") else "AWS4-X509-ECDSA-SHA256"
     assert_signed_by(cp("--certificate", pem), fake_ra, files, alg, files.chain)
+
+
+def test_containers_send_a_two_level_chain_in_issuer_order(run_bin, tmp_path):
+    """PKCS#12 and combined PEM files keep no order: the chain is sent nearest issuer first."""
+    root = make_ca("deep root")
+    int1 = make_intermediate(root, "deep intermediate 1", path_length=1)
+    int2 = make_intermediate(int1, "deep intermediate 2", path_length=0)
+    leaf = make_leaf(int2, key="p256")
+    files = write_leaf_files(tmp_path / "deep", leaf, (int2, int1))
+    with FakeRolesAnywhere([root.cert_pem], region=REGION) as fake:
+        for name, data in (("reversed.pem", combined_pem(leaf, (int1, int2), "sec1", False)),
+                           ("reversed.p12", pkcs12(leaf, (int1, int2), "", "modern"))):
+            proc = run_bin(["credential-process", *ra_flags(fake), "--no-cache",
+                            "--certificate", files.write(name, data)])
+            assert_signed_by(proc, fake, files, "AWS4-X509-ECDSA-SHA256", (int2, int1))
 
 
 def test_certificate_alone_without_key_is_refused(cp, pki, fake_ra):

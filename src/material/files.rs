@@ -93,7 +93,8 @@ pub(crate) fn load_files(
             }
             let p12 = pkcs12::load(&cert_bytes, password)
                 .map_err(key_error(format!("PKCS#12 file {}", certificate.display())))?;
-            return Identity::new(p12.leaf, p12.others, p12.key, now);
+            let chain = issuer_order(&p12.leaf, p12.others);
+            return Identity::new(p12.leaf, chain, p12.key, now);
         }
         if KEY_LABELS
             .iter()
@@ -106,7 +107,8 @@ pub(crate) fn load_files(
             let certs = parse_certificates(&cert_bytes, &certificate.display().to_string())?;
             let (leaf, mut others) = split_leaf(certs, &key);
             others.extend(extra);
-            return Identity::new(leaf, others, key, now);
+            let chain = issuer_order(&leaf, others);
+            return Identity::new(leaf, chain, key, now);
         }
         return Err(MaterialError::BadCertificate {
             origin: certificate.display().to_string(),
@@ -136,6 +138,36 @@ fn split_leaf(mut certs: Vec<Vec<u8>>, key: &SigningKey) -> (Vec<u8>, Vec<Vec<u8
         .unwrap_or(0);
     let leaf = certs.remove(index);
     (leaf, certs)
+}
+
+/// The certificates of a container in chain order: the leaf's issuer first, then its issuer,
+/// and so on (matched by name, as PKCS#12 files and combined PEM files keep no order); the
+/// ones not on that path follow in file order.
+fn issuer_order(leaf: &[u8], mut rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    fn names(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        let (_, c) = X509Certificate::from_der(der).ok()?;
+        Some((
+            c.subject().as_raw().to_vec(),
+            c.issuer().as_raw().to_vec(),
+        ))
+    }
+    let mut ordered = Vec::with_capacity(rest.len());
+    let mut current = leaf.to_vec();
+    while let Some((subject, issuer)) = names(&current) {
+        if subject == issuer {
+            break; // a root: nothing above it
+        }
+        let Some(i) = rest
+            .iter()
+            .position(|c| names(c).is_some_and(|(s, _)| s == issuer))
+        else {
+            break;
+        };
+        current = rest.remove(i);
+        ordered.push(current.clone());
+    }
+    ordered.extend(rest);
+    ordered
 }
 
 #[cfg(test)]
