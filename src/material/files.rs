@@ -146,10 +146,7 @@ fn split_leaf(mut certs: Vec<Vec<u8>>, key: &SigningKey) -> (Vec<u8>, Vec<Vec<u8
 fn issuer_order(leaf: &[u8], mut rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     fn names(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
         let (_, c) = X509Certificate::from_der(der).ok()?;
-        Some((
-            c.subject().as_raw().to_vec(),
-            c.issuer().as_raw().to_vec(),
-        ))
+        Some((c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
     }
     let mut ordered = Vec::with_capacity(rest.len());
     let mut current = leaf.to_vec();
