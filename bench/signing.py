@@ -44,6 +44,13 @@ def pct(values: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
+def _shown(path: pathlib.Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def run_once(binary: pathlib.Path, args: list[str], env: dict) -> tuple[float, float, int, str]:
     start = time.perf_counter()
     proc = subprocess.Popen([str(binary), *args], env=env, stdout=subprocess.DEVNULL,
@@ -105,7 +112,7 @@ def main(argv=None) -> int:
         "## Signing cost per key type (`credential-process --no-cache`, files)",
         "",
         f"{a.runs} runs per key type after 2 warm-up runs, shuffled (seed {a.seed}); binary "
-        f"`{a.bin}` ({a.bin.stat().st_size:,} bytes); load average "
+        f"`{_shown(a.bin)}` ({a.bin.stat().st_size:,} bytes); load average "
         f"{os.getloadavg()[0]:.2f} at the end. CPU = the child's `ru_utime + ru_stime`; Δ = CPU p50 − "
         "EC P-256's CPU p50 (what the key type adds: loading the key and one signature).",
         "",
