@@ -413,6 +413,27 @@ mod tests {
     }
 
     #[test]
+    fn weak_signature_algorithms_are_named() {
+        for (oid, name) in [
+            ("1.2.840.113549.1.1.4", "MD5"),
+            ("1.2.840.113549.1.1.5", "SHA-1"),
+            ("1.2.840.10045.4.1", "SHA-1"),
+            ("1.2.840.113549.1.1.14", "SHA-224"),
+            ("1.2.840.10045.4.3.1", "SHA-224"),
+        ] {
+            assert!(weak_signature(oid).unwrap().starts_with(name), "{oid}");
+        }
+        for strong in [
+            "1.2.840.113549.1.1.11",   // sha256WithRSAEncryption
+            "1.2.840.10045.4.3.2",     // ecdsa-with-SHA256
+            "1.2.840.10045.4.3.3",     // ecdsa-with-SHA384
+            "2.16.840.1.101.3.4.3.18", // ML-DSA-65
+        ] {
+            assert_eq!(weak_signature(strong), None, "{strong}");
+        }
+    }
+
+    #[test]
     fn garbage_is_not_a_certificate() {
         assert!(parse_certificates(b"not a cert", "x").is_err());
         assert!(
