@@ -256,6 +256,60 @@ def test_rotating_the_intermediate_keeps_the_trust_anchor(openbao_factory):
     assert "creating" not in again.stderr
 
 
+def cert_stored(ob, serial: str) -> bool:
+    """Whether Vault kept the certificate with this serial (``LIST <mount>/certs``)."""
+    r = ob.api("LIST", f"{ob.pki_mount}/certs")
+    if r.status_code == 404:
+        return False
+    assert r.status_code == 200, r.text
+    norm = {k.replace("-", ":").lower() for k in r.json()["data"]["keys"]}   # Vault: "-", OpenBao: ":"
+    return serial.lower() in norm
+
+
+def test_pki_roles_store_and_lease_nothing_by_default(openbao):
+    """no_store + no lease: a pod start costs PKI no storage write (vault/README.md, "Cost")."""
+    ob = openbao
+    for role in (ob.pki_role, ob.pki_templated_role):
+        data = ob.api("GET", f"{ob.pki_mount}/roles/{role}").json()["data"]
+        assert data["no_store"] is True and data["generate_lease"] is False, (role, data)
+    auth = login(ob)
+    assert auth["token_type"] == "service" and auth["accessor"]
+    r = sign(ob, auth["client_token"], ob.pki_role, ob.fixed_cn)
+    assert r.status_code == 200, r.text
+    assert not r.json()["lease_id"]
+    assert not cert_stored(ob, r.json()["data"]["serial_number"])
+
+
+def test_batch_tokens_and_stored_leased_certificates_on_request(openbao_factory):
+    ob = openbao_factory(configure=False)
+    ob.configure(TOKEN_TYPE="batch", PKI_NO_STORE="false", PKI_GENERATE_LEASE="true")
+    for role in (ob.pki_role, ob.pki_templated_role):
+        data = ob.api("GET", f"{ob.pki_mount}/roles/{role}").json()["data"]
+        assert data["no_store"] is False and data["generate_lease"] is True, (role, data)
+    accessors = ob.token_accessors()
+    for method in ("kubernetes", "jwt", "approle"):
+        auth = login(ob, method)
+        # A batch token: not in storage (no accessor), not renewable, still the same policy.
+        assert auth["token_type"] == "batch", (method, auth)
+        assert not auth["accessor"] and auth["renewable"] is False
+        assert auth["policies"] == ["bootstrapper"]
+        r = sign(ob, auth["client_token"], ob.pki_role, ob.fixed_cn)
+        assert r.status_code == 200, (method, r.text)
+        assert r.json()["lease_id"].startswith(f"{ob.pki_mount}/sign/{ob.pki_role}/")
+        assert cert_stored(ob, r.json()["data"]["serial_number"])
+        r = ob.api("POST", "auth/token/revoke-self", token=auth["client_token"])
+        assert r.status_code == 400 and "batch tokens cannot be revoked" in r.text, r.text
+    assert ob.token_accessors() == accessors, "a batch login stored a token"
+
+    # Back to the defaults: service tokens, nothing stored or leased by PKI.
+    ob.configure()
+    auth = login(ob)
+    assert auth["token_type"] == "service" and auth["accessor"]
+    r = sign(ob, auth["client_token"], ob.pki_role, ob.fixed_cn)
+    assert r.status_code == 200 and not r.json()["lease_id"], r.text
+    assert not cert_stored(ob, r.json()["data"]["serial_number"])
+
+
 def test_configure_with_other_names_rewrites_the_policy(openbao_factory):
     ob = openbao_factory(configure=False)
     ob.configure(PKI_INT_MOUNT="ra_int", PKI_ROOT_MOUNT="ra_root", PKI_ROLE="client",
@@ -279,6 +333,9 @@ def test_configure_with_other_names_rewrites_the_policy(openbao_factory):
     ({"AUTH_METHODS": "kubernetes ldap"}, "unknown method 'ldap'"),
     ({"AUTH_METHODS": "kubernetes", "K8S_HOST": ""}, "K8S_HOST is required"),
     ({"AUTH_METHODS": "jwt"}, "jwt auth needs JWT_VALIDATION_PUBKEY_FILE"),
+    ({"TOKEN_TYPE": "default"}, "TOKEN_TYPE: 'default' is neither service nor batch"),
+    ({"PKI_NO_STORE": "yes"}, "PKI_NO_STORE: 'yes' is neither true nor false"),
+    ({"PKI_GENERATE_LEASE": "1"}, "PKI_GENERATE_LEASE: '1' is neither true nor false"),
 ])
 def test_configure_refuses_incomplete_settings(tmp_path, settings, message):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "K8S_", "JWT_"))}

@@ -16,11 +16,14 @@
 #     PKI_TEMPLATED_ROLE is empty, role $PKI_TEMPLATED_ROLE whose only allowed CN is
 #     <service account>.<namespace>.$PKI_TEMPLATED_DOMAIN_SUFFIX of the logged-in identity.
 #     Both: client_flag, no server_flag, keyUsage digitalSignature, basicConstraints CA:FALSE,
-#     any key type, ttl $PKI_CERT_TTL: what IAM Roles Anywhere accepts.
+#     any key type, ttl $PKI_CERT_TTL: what IAM Roles Anywhere accepts. Certificates are neither
+#     stored nor leased (no_store=true, generate_lease=false: PKI_NO_STORE, PKI_GENERATE_LEASE),
+#     so a pod start writes nothing to storage in PKI.
 #   - policy $POLICY_NAME from vault/policies/bootstrapper.hcl (paths rewritten to the mounts
 #     and roles above).
 #   - the auth methods listed in $AUTH_METHODS (kubernetes, jwt, approle), each with a role
-#     granting only that policy.
+#     granting only that policy, with $TOKEN_TYPE tokens (service, or batch: nothing written to
+#     storage at login, nothing to revoke).
 #
 # Outputs go to $OUT_DIR: trust-anchor.pem (the root: register it as the Roles Anywhere trust
 # anchor), intermediate.pem, ca-chain.pem, approle-secret-id (0600) and outputs.env
@@ -51,10 +54,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PKI_URLS_BASE:=}"                 # e.g. https://vault.example.com: AIA/CRL URLs in the CAs
 : "${PKI_CERT_TTL:=1h}"
 : "${PKI_CERT_MAX_TTL:=24h}"
+: "${PKI_NO_STORE:=true}"              # false: Vault keeps every certificate (revocable by serial)
+: "${PKI_GENERATE_LEASE:=false}"       # true: a lease per certificate (revoked when it expires)
 
 : "${AUTH_METHODS:=kubernetes}"        # any of: kubernetes jwt approle
 : "${TOKEN_TTL:=10m}"
 : "${TOKEN_MAX_TTL:=15m}"
+: "${TOKEN_TYPE:=service}"             # service, or batch: not stored, not revocable (vault/README.md)
 
 : "${K8S_AUTH_MOUNT:=kubernetes}"
 : "${K8S_HOST:=}"                      # required with kubernetes, e.g. https://10.0.0.1:6443
@@ -167,6 +173,10 @@ has_method() { case " ${AUTH_METHODS//,/ } " in *" $1 "*) return 0 ;; esac; retu
 for m in ${AUTH_METHODS//,/ }; do
   case "$m" in kubernetes|jwt|approle) ;; *) die "AUTH_METHODS: unknown method '$m'" ;; esac
 done
+case "$TOKEN_TYPE" in service|batch) ;; *) die "TOKEN_TYPE: '$TOKEN_TYPE' is neither service nor batch" ;; esac
+for flag in PKI_NO_STORE PKI_GENERATE_LEASE; do
+  case "${!flag}" in true|false) ;; *) die "$flag: '${!flag}' is neither true nor false" ;; esac
+done
 if has_method kubernetes && [ -z "$K8S_HOST" ]; then die "K8S_HOST is required with kubernetes auth"; fi
 if has_method jwt && [ -z "$JWT_VALIDATION_PUBKEY_FILE$JWT_JWKS_URL$JWT_OIDC_DISCOVERY_URL" ]; then
   die "jwt auth needs JWT_VALIDATION_PUBKEY_FILE, JWT_JWKS_URL or JWT_OIDC_DISCOVERY_URL"
@@ -241,7 +251,10 @@ client_role_body() { # ALLOWED_DOMAINS_JSON TEMPLATED(true|false)
   printf '"allow_any_name":false,"enforce_hostnames":true,"require_cn":true,'
   printf '"server_flag":false,"client_flag":true,"code_signing_flag":false,"email_protection_flag":false,'
   printf '"key_usage":["DigitalSignature"],"ext_key_usage":[],"basic_constraints_valid_for_non_ca":true,'
-  printf '"key_type":"any","ttl":%s,"max_ttl":%s,"issuer_ref":"default"}' "$(js "$PKI_CERT_TTL")" "$(js "$PKI_CERT_MAX_TTL")"
+  printf '"key_type":"any","ttl":%s,"max_ttl":%s,"issuer_ref":"default",' "$(js "$PKI_CERT_TTL")" "$(js "$PKI_CERT_MAX_TTL")"
+  # Short-lived and never revoked one by one (a pod's credentials are cut off by Roles Anywhere,
+  # not by a CRL): no storage write and no lease per certificate (vault/README.md, "Cost").
+  printf '"no_store":%s,"generate_lease":%s}' "$PKI_NO_STORE" "$PKI_GENERATE_LEASE"
 }
 log "writing PKI role $PKI_INT_MOUNT/roles/$PKI_ROLE"
 write "$PKI_INT_MOUNT/roles/$PKI_ROLE" "$(client_role_body "$(jlist "$PKI_ROLE_ALLOWED_DOMAINS")" false)"
@@ -272,8 +285,8 @@ log "writing policy $POLICY_NAME"
 write "sys/policies/acl/$POLICY_NAME" "{\"policy\":$(js "$policy")}"
 
 token_fields() {
-  printf '"token_policies":[%s],"token_no_default_policy":true,"token_type":"service","token_ttl":%s,"token_max_ttl":%s' \
-    "$(js "$POLICY_NAME")" "$(js "$TOKEN_TTL")" "$(js "$TOKEN_MAX_TTL")"
+  printf '"token_policies":[%s],"token_no_default_policy":true,"token_type":%s,"token_ttl":%s,"token_max_ttl":%s' \
+    "$(js "$POLICY_NAME")" "$(js "$TOKEN_TYPE")" "$(js "$TOKEN_TTL")" "$(js "$TOKEN_MAX_TTL")"
 }
 
 # ---- kubernetes auth ----------------------------------------------------------------------
