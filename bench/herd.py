@@ -310,7 +310,7 @@ def peak_per_second(times: list[float]) -> int:
 
 def parse_pod_log(text: str) -> dict:
     steps: dict[str, float] = {}
-    final, warns, errors, retries, login_ts, t429 = None, [], [], {}, None, []
+    final, warns, errors, retries, login_ts, t429, slept = None, [], [], {}, None, [], 0.0
     for line in text.splitlines():
         line = line.strip()
         if not line:
@@ -334,10 +334,11 @@ def parse_pod_log(text: str) -> dict:
                 retries[key] = retries.get(key, 0) + 1
                 if key == "429" and rec.get("timestamp"):
                     t429.append(ts(rec["timestamp"]))
+                slept += float(rec.get("retry_in_ms") or 0)
         elif rec.get("level") == "ERROR":
             errors.append(rec)
     return {"steps": steps, "final": final, "warns": warns, "errors": errors, "retries": retries,
-            "login_ts": login_ts, "t429": t429}
+            "login_ts": login_ts, "t429": t429, "slept_ms": slept}
 
 
 def read_ini_key(path: pathlib.Path, key: str) -> str | None:
@@ -615,6 +616,8 @@ def run_herd(env: Env, n: int, name: str, a) -> dict:
         "retries": retries, "requests": reqs, "request_errors": errs,
         "other_paths": sorted(other_paths),
         "served_peak_1s": peak_per_second(served),
+        "slept_p50": pct([p["slept_ms"] for p in pods], 50),
+        "slept_p99": pct([p["slept_ms"] for p in pods], 99),
         "rejected_peak_1s": peak_per_second([t for p in pods for t in p["t429"]]),
         "served_span_s": (max(served) - min(served)) if served else 0.0,
         "connections": len(ports), "delta": delta, "vault_cpu_s": cpu1 - cpu0,
@@ -717,11 +720,13 @@ def report(results: list[dict], n: int) -> str:
     qrows = [[f"`{r['name']}`", str(sum(r["requests"].values())), f"{r['served_span_s']:.1f} s",
               str(r["served_peak_1s"]), str(r["retries"].get("429", 0)),
               str(r["rejected_peak_1s"]), f"{r['attempts_p99']:.0f} / {r['attempts_max']}",
+              f"{r.get('slept_p50', 0) / 1e3:.1f} / {r.get('slept_p99', 0) / 1e3:.1f} s",
               f"{r['all_ready_s']:.1f} s"] for r in results if r["quota"]]
     if qrows:
         out += ["", table(["with the quota", "requests served", "first → last served",
                            "most served in 1 s", "429s (pods' retry warnings)",
-                           "most 429s in 1 s", "attempts per request p99 / max",
+                           "most 429s in 1 s", "HTTP attempts per pod p99 / max",
+                           "backing off per pod p50 / p99 (sum of retry_in_ms)",
                            "all ready"], qrows)]
     notes = []
     for r in results:
