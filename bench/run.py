@@ -228,6 +228,19 @@ def fakes_nodelay() -> None:
         setattr(fake_ra_module, name, type(f"NoDelay{name}", (_NoDelay, cls), {}))
 
 
+def kept_herd_section(path: pathlib.Path) -> str:
+    """The herd's part of ``path`` (bench/herd.sh writes it between markers), to keep when this
+    report replaces the rest of the file."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    begin, end = "<!-- herd begin -->", "<!-- herd end -->"
+    if begin not in text or end not in text:
+        return ""
+    return "\n" + begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def read_ini_key(path: pathlib.Path, key: str) -> str | None:
     try:
         for line in path.read_text().splitlines():
@@ -1017,7 +1030,7 @@ def main(argv=None) -> int:
     ]
     text = "\n".join(report)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text)
+    a.out.write_text(text + kept_herd_section(a.out))
     sys.stdout.write(text)
     log(f"report written to {a.out}")
     return 0
