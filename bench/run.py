@@ -228,6 +228,12 @@ def fakes_nodelay() -> None:
         setattr(fake_ra_module, name, type(f"NoDelay{name}", (_NoDelay, cls), {}))
 
 
+def on_critical_path(steps: dict) -> float:
+    """Milliseconds of ``init``'s steps that add up: the revoke overlaps CreateSession."""
+    serial = sum(steps.get(st, 0.0) for st in INIT_STEPS if st not in ("create_session", "revoke"))
+    return serial + max(steps.get("create_session", 0.0), steps.get("revoke", 0.0))
+
+
 def kept_herd_section(path: pathlib.Path) -> str:
     """The herd's part of ``path`` (bench/herd.sh writes it between markers), to keep when this
     report replaces the rest of the file."""
@@ -789,9 +795,12 @@ def section_init(res: dict[str, list[dict]], runs: int) -> str:
     for step in INIT_STEPS:
         xs = [r["steps"].get(step, 0.0) for r in rust]
         shares = [r["steps"].get(step, 0.0) / r["total_ms"] * 100 for r in rust]
-        rows.append([f"`{step}`", fmt_ms(pct(xs, 50)), f"{pct(xs, 50) / med_total * 100:.1f} %",
+        label = "`revoke` (beside `create_session`)" if step == "revoke" else f"`{step}`"
+        rows.append([label, fmt_ms(pct(xs, 50)), f"{pct(xs, 50) / med_total * 100:.1f} %",
                      f"{pct(shares, 50):.1f} %", fmt_ms(pct(xs, 95))])
-    rest = [r["total_ms"] - sum(r["steps"].get(st, 0.0) for st in INIT_STEPS) for r in rust]
+    # The revoke runs while CreateSession is in flight (src/source/vault.rs): only the part of
+    # it that outlasts CreateSession is on the critical path.
+    rest = [r["total_ms"] - on_critical_path(r["steps"]) for r in rust]
     rows.append(["(between steps: config, HTTP clients, logs)", fmt_ms(pct(rest, 50)),
                  f"{pct(rest, 50) / med_total * 100:.1f} %",
                  f"{pct([x / r['total_ms'] * 100 for x, r in zip(rest, rust)], 50):.1f} %",

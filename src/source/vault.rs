@@ -71,24 +71,30 @@ impl VaultSource {
             "logged in to Vault"
         );
         let to_revoke = (login.revocable && !self.keep_token).then_some(&login.token);
-        let result = match self.certificate(&login, deadline).await {
+        // Do not leave a token behind, whatever happens. The token is not needed past the
+        // certificate, so it is revoked while Roles Anywhere answers: a pod start does not
+        // wait for the revoke (the slowest Vault call when many pods start at once, see
+        // vault/README.md, "Cost per pod start") after CreateSession.
+        match self.certificate(&login, deadline).await {
             Ok(identity) => {
-                let t = Instant::now();
-                let session = client.create_session(&identity, deadline).await;
-                if let Ok(s) = &session {
-                    log_session(s, t);
-                }
+                let session = async {
+                    let t = Instant::now();
+                    let session = client.create_session(&identity, deadline).await;
+                    if let Ok(s) = &session {
+                        log_session(s, t);
+                    }
+                    session
+                };
+                let (session, ()) = tokio::join!(session, self.revoke(to_revoke, deadline));
                 session
                     .map(|s| Obtained::new(s, identity.not_after))
                     .map_err(SourceError::from)
             }
-            Err(e) => Err(e),
-        };
-        // Do not leave a token behind, whatever happened.
-        if let Some(token) = to_revoke {
-            self.revoke(token, deadline).await;
+            Err(e) => {
+                self.revoke(to_revoke, deadline).await;
+                Err(e)
+            }
         }
-        result
     }
 
     async fn certificate(&self, login: &Login, deadline: Instant) -> Result<Identity, SourceError> {
@@ -154,9 +160,10 @@ impl VaultSource {
         Ok(identity)
     }
 
-    /// Revokes `token`, logging (not failing) on error. It gets [`REVOKE_GRACE`] even when the
-    /// run's deadline has passed, so a timed-out run still cleans up after itself.
-    async fn revoke(&self, token: &Secret, deadline: Instant) {
+    /// Revokes `token` (if any), logging (not failing) on error. It gets [`REVOKE_GRACE`] even
+    /// when the run's deadline has passed, so a timed-out run still cleans up after itself.
+    async fn revoke(&self, token: Option<&Secret>, deadline: Instant) {
+        let Some(token) = token else { return };
         let t = Instant::now();
         let deadline = deadline.max(t + REVOKE_GRACE);
         match login::revoke_self(&self.client, token, deadline).await {
