@@ -666,6 +666,28 @@ def test_vault_token_is_revoked_after_a_roles_anywhere_failure(init, openbao, ra
     assert openbao.token_lookup(issued[0]["client_token"]) is None
 
 
+def test_batch_token_is_neither_stored_nor_revoked(init, openbao_factory):
+    """A login role with token_type=batch (TOKEN_TYPE=batch vault/configure.sh): nothing stored,
+    no revoke-self request (it could only fail), no warning."""
+    ob = openbao_factory(configure=False)
+    ob.configure(TOKEN_TYPE="batch")
+    fake = make_ra(ob)
+    try:
+        accessors = ob.token_accessors()
+        mark = ob.audit_mark()
+        run = init("--log-format", "json", ob=ob, ra=fake).ok()
+    finally:
+        fake.stop()
+    issued = ob.issued_tokens(mark)
+    assert len(issued) == 1 and issued[0]["client_token"].startswith("b."), issued
+    assert not issued[0]["accessor"]
+    assert "auth/token/revoke-self" not in vault_paths(ob, mark)
+    assert ob.token_accessors() == accessors
+    records = [json.loads(ln) for ln in run.stderr.splitlines() if ln.strip()]
+    assert not [r for r in records if r.get("level") in ("WARN", "ERROR")], run.stderr
+    assert [r.get("token_type") for r in records if r.get("step") == "login"] == ["batch"]
+
+
 def test_text_logs_one_line_per_step_with_duration(init, openbao, ra):
     run = init(ra=ra).ok()
     lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
