@@ -33,6 +33,8 @@ pub enum Command {
     Init(InitArgs),
     /// Sidecar: keep credentials fresh, serve them (ECS endpoint, optional IMDSv2), rewrite the file.
     Serve(ServeArgs),
+    /// Admission webhook: inject init or serve into pods annotated iamra-bootstrap/role-arn.
+    Webhook(WebhookArgs),
 }
 
 /// Flags shared with `aws_signing_helper` for the session itself.
@@ -359,4 +361,65 @@ pub struct ServeArgs {
 /// Wraps a password flag value at once, so that `Debug` of the arguments never shows it.
 fn parse_secret(s: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(s))
+}
+
+/// What the webhook injects when a pod does not say.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InjectMode {
+    /// An init container writes a credentials file before the app starts
+    #[default]
+    Init,
+    /// A native sidecar (`serve`) serves the ECS credentials endpoint, refreshed
+    Sidecar,
+}
+
+/// `webhook`.
+#[derive(Args, Debug)]
+pub struct WebhookArgs {
+    /// HTTPS address for /mutate, /healthz, /readyz and /metrics
+    #[arg(
+        long,
+        env = "IAMRA_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "0.0.0.0:8443"
+    )]
+    pub listen: std::net::SocketAddr,
+    /// Serving certificate chain, PEM (re-read when it changes)
+    #[arg(long, env = "IAMRA_TLS_CERT", value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// Serving private key, PEM (re-read when it changes)
+    #[arg(long, env = "IAMRA_TLS_KEY", value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// Image of the injected container
+    #[arg(long, env = "IAMRA_IMAGE", value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// Default trust anchor ARN (annotation iamra-bootstrap/trust-anchor-arn overrides)
+    #[arg(long, env = "IAMRA_TRUST_ANCHOR_ARN", value_name = "ARN")]
+    pub trust_anchor_arn: Option<String>,
+    /// Default profile ARN (annotation iamra-bootstrap/profile-arn overrides)
+    #[arg(long, env = "IAMRA_PROFILE_ARN", value_name = "ARN")]
+    pub profile_arn: Option<String>,
+    /// Vault address the injected container logs in to
+    #[arg(long, env = "IAMRA_VAULT_ADDR", value_name = "URL")]
+    pub vault_addr: Option<String>,
+    /// Default Vault PKI role (annotation iamra-bootstrap/pki-role overrides)
+    #[arg(long, env = "IAMRA_PKI_ROLE", value_name = "ROLE")]
+    pub pki_role: Option<String>,
+    /// Default Vault auth role (annotation iamra-bootstrap/vault-role overrides) [default: the pod's ServiceAccount name]
+    #[arg(long, env = "IAMRA_VAULT_ROLE", value_name = "ROLE")]
+    pub vault_role: Option<String>,
+    /// Mode when the pod has no iamra-bootstrap/mode annotation
+    #[arg(long, env = "IAMRA_DEFAULT_MODE", value_enum, default_value_t = InjectMode::Init)]
+    pub default_mode: InjectMode,
+    /// Audience of the projected ServiceAccount token the injected container logs in with
+    #[arg(
+        long,
+        env = "IAMRA_TOKEN_AUDIENCE",
+        value_name = "AUDIENCE",
+        default_value = "vault"
+    )]
+    pub token_audience: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log: LogArgs,
 }

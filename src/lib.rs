@@ -31,6 +31,7 @@ mod serve;
 mod source;
 mod timefmt;
 mod vault;
+mod webhook;
 
 pub use error::Failure;
 
@@ -74,6 +75,11 @@ fn run_command(cli: Cli) -> Result<(), Error> {
                 a.flow.log_level(),
             )?;
             rt.block_on(cmd::serve::run(a, &env))
+        }
+        Command::Webhook(a) => {
+            log(config::log_format(a.log.log_format), &a.log.log_level)?;
+            let settings = config::webhook_settings(&a).map_err(Error::Config)?;
+            rt.block_on(webhook::run(settings))
         }
     }
 }

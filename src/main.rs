@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let termination_log = match &cli.command {
         Command::Init(a) => Some(a.flow.output.termination_log.clone()),
         Command::Serve(a) => Some(a.flow.output.termination_log.clone()),
-        Command::CredentialProcess(_) => None,
+        Command::CredentialProcess(_) | Command::Webhook(_) => None,
     };
     match iamra_bootstrap::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

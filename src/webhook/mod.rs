@@ -1,0 +1,444 @@
+//! `webhook`: a mutating admission webhook that gives annotated pods AWS credentials, by
+//! injecting `iamra-bootstrap init` (or `serve` as a native sidecar) into them.
+//!
+//! - HTTPS on `--listen` ([`tls`]: rustls, the certificate re-read when its files change).
+//! - `POST /mutate` (the API server adds `?timeout=10s`): an `admission.k8s.io/v1`
+//!   `AdmissionReview` for a Pod ([`review`]) in; the same `uid`, `allowed`, and a base64 JSON
+//!   Patch ([`patch`]) when the pod's annotations ([`annotations`]) ask for credentials. A pod
+//!   without them is allowed unchanged; an invalid annotation is denied with a message naming
+//!   it. A body that is not a review is HTTP 400, one over [`MAX_BODY`] HTTP 413.
+//! - `GET /healthz` (alive), `GET /readyz` (a certificate is loaded), `GET /metrics`
+//!   (Prometheus text: admissions by result, bad requests, certificate reloads and expiry).
+//! - SIGTERM or SIGINT: stop accepting, exit 0.
+//!
+//! The webhook calls no Kubernetes API and needs no RBAC.
+
+pub(crate) mod annotations;
+pub(crate) mod patch;
+pub(crate) mod review;
+pub(crate) mod tls;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::arn::Arn;
+use crate::config::ConfigError;
+use crate::error::Error;
+
+/// Largest accepted request body. The API server caps objects near 3 MiB; a review of one is a
+/// little larger.
+pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+/// A client that has not finished its TLS handshake or its headers by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `init` (credentials file before the app starts) or `sidecar` (`serve`, refreshed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Mode {
+    /// A one-shot init container writes a credentials file.
+    #[default]
+    Init,
+    /// A native sidecar serves the ECS credentials endpoint.
+    Sidecar,
+}
+
+/// The cluster defaults an annotated pod gets unless it overrides them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Defaults {
+    /// Image of the injected container.
+    pub(crate) image: String,
+    /// Trust anchor ARN.
+    pub(crate) trust_anchor: Arn,
+    /// Profile ARN.
+    pub(crate) profile: Arn,
+    /// Vault address.
+    pub(crate) vault_addr: String,
+    /// Vault PKI role.
+    pub(crate) pki_role: String,
+    /// Vault auth role; `None`: the pod's ServiceAccount name.
+    pub(crate) vault_role: Option<String>,
+    /// Mode when the pod does not say.
+    pub(crate) mode: Mode,
+    /// Audience of the projected ServiceAccount token.
+    pub(crate) token_audience: String,
+}
+
+/// Everything `webhook` runs with (built from flags and environment by `config`).
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Where to listen (HTTPS).
+    pub(crate) listen: SocketAddr,
+    /// Serving certificate chain (PEM).
+    pub(crate) tls_cert: PathBuf,
+    /// Its private key (PEM).
+    pub(crate) tls_key: PathBuf,
+    /// The injection defaults.
+    pub(crate) defaults: Defaults,
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    patched: AtomicU64,
+    unchanged: AtomicU64,
+    denied: AtomicU64,
+    bad_requests: AtomicU64,
+}
+
+struct Shared {
+    defaults: Defaults,
+    tls: Arc<tls::Store>,
+    metrics: Metrics,
+}
+
+/// Runs the webhook until SIGTERM/SIGINT.
+pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
+    let store = tls::Store::open(&settings.tls_cert, &settings.tls_key)
+        .map_err(|e| Error::Config(ConfigError(e.0)))?;
+    let acceptor = TlsAcceptor::from(
+        store
+            .server_config()
+            .map_err(|e| Error::Config(ConfigError(e.0)))?,
+    );
+    let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+        Error::Config(ConfigError(format!(
+            "cannot listen on {}: {e}; pick another --listen",
+            settings.listen
+        )))
+    })?;
+    let shared = Arc::new(Shared {
+        defaults: settings.defaults,
+        tls: store.clone(),
+        metrics: Metrics::default(),
+    });
+    tracing::info!(listen = %settings.listen, image = %shared.defaults.image, "webhook serving");
+    let watcher = tokio::spawn(tls::watch(store));
+    let result = accept_loop(listener, acceptor, shared, settings.listen).await;
+    watcher.abort();
+    result
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+) -> Result<(), Error> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Other(format!("cannot install the SIGTERM handler: {e}")))?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let acceptor = acceptor.clone();
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
+                    let svc = service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HANDSHAKE_TIMEOUT)
+                        .serve_connection(TokioIo::new(tls), svc)
+                        .await;
+                });
+            }
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    tracing::info!(listen = %addr, "shutting down");
+    Ok(())
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("cache-control", "no-store")
+        .body(Full::new(body.into()))
+        .expect("static response parts")
+}
+
+fn bad_request(s: &Shared, status: StatusCode, msg: String) -> Response<Full<Bytes>> {
+    s.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(status = status.as_u16(), error = %msg, "bad admission request");
+    respond(status, "text/plain", format!("{msg}\n"))
+}
+
+async fn handle(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
+        (&Method::GET, "/readyz") => respond(StatusCode::OK, "text/plain", "ready\n"),
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            render_metrics(s),
+        ),
+        (&Method::POST, "/mutate") => mutate(req, s).await,
+        (_, "/mutate" | "/healthz" | "/readyz" | "/metrics") => respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        ),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+async fn mutate(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
+    let too_large = || format!("request body over {MAX_BODY} bytes");
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large());
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large());
+        }
+        Err(e) => {
+            return bad_request(
+                s,
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            );
+        }
+    };
+    let out = match admit(&body, &s.defaults) {
+        Ok(o) => o,
+        Err(e) => return bad_request(s, StatusCode::BAD_REQUEST, e.0),
+    };
+    let counter = match out.result {
+        Outcome::Patched => &s.metrics.patched,
+        Outcome::Unchanged => &s.metrics.unchanged,
+        Outcome::Denied => &s.metrics.denied,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    respond(StatusCode::OK, "application/json", out.body)
+}
+
+/// What happened to one review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Allowed with a patch.
+    Patched,
+    /// Allowed as it was.
+    Unchanged,
+    /// Denied.
+    Denied,
+}
+
+/// One review answered: the response body and what it was.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The `AdmissionReview` response.
+    pub(crate) body: Vec<u8>,
+    /// Its outcome.
+    pub(crate) result: Outcome,
+}
+
+/// Answers one request body (no I/O): the whole `/mutate` logic.
+pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::Malformed> {
+    let a = review::parse(body)?;
+    let Some(pod) = &a.pod else {
+        return Ok(Answer {
+            body: review::allow(&a.uid, None, &[]),
+            result: Outcome::Unchanged,
+        });
+    };
+    let deny = |msg: String| {
+        tracing::info!(namespace = %a.namespace, pod = %a.name, reason = %msg, "denied");
+        Answer {
+            body: review::deny(&a.uid, &msg),
+            result: Outcome::Denied,
+        }
+    };
+    let request = match annotations::parse(pod.metadata.annotations.as_ref(), defaults) {
+        Ok(annotations::Parsed::Inject(r)) => r,
+        Ok(annotations::Parsed::NotOurs) => {
+            return Ok(Answer {
+                body: review::allow(&a.uid, None, &[]),
+                result: Outcome::Unchanged,
+            });
+        }
+        Ok(annotations::Parsed::Skipped(warning)) => {
+            return Ok(Answer {
+                body: review::allow(&a.uid, None, &[warning]),
+                result: Outcome::Unchanged,
+            });
+        }
+        Err(e) => return Ok(deny(e.to_string())),
+    };
+    let m = match patch::build(pod, &request, defaults) {
+        Ok(m) => m,
+        Err(e) => return Ok(deny(e.0)),
+    };
+    if m.patch.0.is_empty() {
+        return Ok(Answer {
+            body: review::allow(&a.uid, None, &m.warnings),
+            result: Outcome::Unchanged,
+        });
+    }
+    let json = serde_json::to_vec(&m.patch).expect("a patch serializes");
+    tracing::info!(namespace = %a.namespace, pod = %a.name, mode = ?request.mode, role = %request.target.role.raw, operations = m.patch.0.len(), "injected");
+    Ok(Answer {
+        body: review::allow(&a.uid, Some(&json), &m.warnings),
+        result: Outcome::Patched,
+    })
+}
+
+fn render_metrics(s: &Shared) -> String {
+    use std::fmt::Write;
+    let m = &s.metrics;
+    let mut out = String::with_capacity(1024);
+    out.push_str("# HELP iamra_webhook_admissions_total Admission reviews answered, by result.\n# TYPE iamra_webhook_admissions_total counter\n");
+    for (result, c) in [
+        ("patched", &m.patched),
+        ("unchanged", &m.unchanged),
+        ("denied", &m.denied),
+    ] {
+        let _ = writeln!(
+            out,
+            "iamra_webhook_admissions_total{{result=\"{result}\"}} {}",
+            c.load(Ordering::Relaxed)
+        );
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for (name, kind, help, v) in [
+        (
+            "iamra_webhook_bad_requests_total",
+            "counter",
+            "Requests answered 400 or 413.",
+            m.bad_requests.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "iamra_webhook_certificate_reloads_total",
+            "counter",
+            "Serving certificate reloads after a file change.",
+            s.tls.reloads.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "iamra_webhook_certificate_reload_failures_total",
+            "counter",
+            "Changed serving certificate files that did not load.",
+            s.tls.reload_failures.load(Ordering::Relaxed) as i64,
+        ),
+        (
+            "iamra_webhook_certificate_expiry_seconds",
+            "gauge",
+            "Seconds until the serving certificate expires.",
+            s.tls.not_after.load(Ordering::Relaxed) - now,
+        ),
+    ] {
+        let _ = write!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::arn::ArnKind;
+
+    pub(crate) fn defaults() -> Defaults {
+        Defaults {
+            image: "iamra-bootstrap:test".into(),
+            trust_anchor: Arn::parse(
+                ArnKind::TrustAnchor,
+                "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555",
+            )
+            .unwrap(),
+            profile: Arn::parse(
+                ArnKind::Profile,
+                "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000",
+            )
+            .unwrap(),
+            vault_addr: "https://vault.example:8200".into(),
+            pki_role: "workload".into(),
+            vault_role: None,
+            mode: Mode::Init,
+            token_audience: "vault".into(),
+        }
+    }
+
+    fn review(annotations: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "operation": "CREATE", "namespace": "ns",
+                        "object": {"metadata": {"name": "p", "annotations": annotations},
+                                   "spec": {"containers": [{"name": "app"}]}}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn admit_outcomes() {
+        let d = defaults();
+        assert_eq!(
+            admit(&review(serde_json::json!({})), &d).unwrap().result,
+            Outcome::Unchanged
+        );
+        let a = admit(
+            &review(
+                serde_json::json!({"iamra-bootstrap/role-arn": "arn:aws:iam::123456789012:role/r"}),
+            ),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(a.result, Outcome::Patched);
+        let a = admit(
+            &review(serde_json::json!({"iamra-bootstrap/role-arn": "nope"})),
+            &d,
+        )
+        .unwrap();
+        assert_eq!(a.result, Outcome::Denied);
+        let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        assert!(
+            v["response"]["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("iamra-bootstrap/role-arn")
+        );
+        assert!(admit(b"{}", &d).is_err());
+    }
+}

@@ -1,0 +1,695 @@
+//! The pure part of the webhook: a pod and what it asks for in, an RFC 6902 JSON Patch and
+//! warnings out. No I/O; every path in the patch is computed against the pod as it arrived.
+//!
+//! What a pod gets (constants below; see the README "Kubernetes with the webhook"):
+//! - volumes [`AWS_VOLUME`] (`emptyDir`, `medium: Memory`) and [`TOKEN_VOLUME`] (a projected
+//!   ServiceAccount token for `--token-audience`, 600 s);
+//! - first in `initContainers`, [`CONTAINER`]: `iamra-bootstrap init` writing
+//!   [`CREDENTIALS_FILE`], or (sidecar) `serve` as a native sidecar (`restartPolicy: Always`)
+//!   with the credentials endpoint on `127.0.0.1:`[`CREDENTIALS_PORT`], `/healthz`, `/readyz` and
+//!   `/metrics` on `0.0.0.0:`[`HEALTH_PORT`] for the kubelet's probes, and the auth token in
+//!   [`TOKEN_FILE`]; its command line is in its own `args`, it runs as the uid the selected app
+//!   containers declare (when they agree, else 65534), hardened like the image;
+//! - each selected app container: [`AWS_VOLUME`] mounted read-only at [`AWS_DIR`], and
+//!   `AWS_SHARED_CREDENTIALS_FILE` (init) or `AWS_CONTAINER_CREDENTIALS_FULL_URI` +
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (sidecar), and `AWS_REGION`; a variable the
+//!   container sets already is kept, with a warning naming it.
+//!
+//! Idempotent: a pod whose `initContainers` has [`CONTAINER`] gets no second copy; only the
+//! per-container part is applied where missing (containers added by a later webhook, on
+//! reinvocation). So mutating twice is mutating once.
+
+use std::collections::BTreeMap;
+
+use json_patch::jsonptr::PointerBuf;
+use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Pod, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,
+    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use super::annotations::Request;
+use super::{Defaults, Mode};
+
+/// Name of the injected container (also the marker of an injected pod).
+pub(crate) const CONTAINER: &str = "iamra-bootstrap";
+/// The in-memory volume holding the credentials file or the auth token.
+pub(crate) const AWS_VOLUME: &str = "iamra-bootstrap-aws";
+/// The projected ServiceAccount token volume.
+pub(crate) const TOKEN_VOLUME: &str = "iamra-bootstrap-token";
+/// Where [`AWS_VOLUME`] is mounted, in the injected container and the app containers.
+pub(crate) const AWS_DIR: &str = "/var/run/iamra-bootstrap";
+/// The credentials file (`init`).
+pub(crate) const CREDENTIALS_FILE: &str = "/var/run/iamra-bootstrap/credentials";
+/// The auth token file (`sidecar`).
+pub(crate) const TOKEN_FILE: &str = "/var/run/iamra-bootstrap/token";
+/// Where [`TOKEN_VOLUME`] is mounted in the injected container.
+pub(crate) const SA_TOKEN_DIR: &str = "/var/run/secrets/iamra-bootstrap";
+/// The ServiceAccount token file.
+pub(crate) const SA_TOKEN_FILE: &str = "/var/run/secrets/iamra-bootstrap/token";
+/// Sidecar: the credentials endpoint's port, on the pod's loopback.
+pub(crate) const CREDENTIALS_PORT: u16 = 9911;
+/// Sidecar: the health port, on the pod IP (kubelet probes).
+pub(crate) const HEALTH_PORT: u16 = 9912;
+/// Lifetime asked for the projected ServiceAccount token (the kubelet's minimum is 600).
+pub(crate) const SA_TOKEN_SECONDS: i64 = 600;
+/// The uid when the app containers do not agree on one (the image's).
+pub(crate) const DEFAULT_UID: i64 = 65534;
+
+/// The result: the patch (empty: nothing to change) and warnings for the user.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Mutation {
+    /// RFC 6902 operations against the pod as received.
+    pub(crate) patch: Patch,
+    /// Warnings for the response (a kept variable, ...).
+    pub(crate) warnings: Vec<String>,
+}
+
+/// Why a pod cannot be injected as annotated (denied with this message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PatchError(pub String);
+
+impl std::fmt::Display for PatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PatchError {}
+
+fn ptr(tokens: &[&str]) -> PointerBuf {
+    PointerBuf::from_tokens(tokens.iter().copied())
+}
+
+fn add(ops: &mut Vec<PatchOperation>, tokens: &[&str], value: Value) {
+    ops.push(PatchOperation::Add(AddOperation {
+        path: ptr(tokens),
+        value,
+    }));
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).expect("k8s-openapi types serialize")
+}
+
+/// Appends `items` to the array at `tokens`: one `add` per item to `/-` when the array
+/// exists, else one `add` of the whole array.
+fn append(ops: &mut Vec<PatchOperation>, tokens: &[&str], exists: bool, items: Vec<Value>) {
+    if items.is_empty() {
+        return;
+    }
+    if exists {
+        let mut t = tokens.to_vec();
+        t.push("-");
+        for item in items {
+            add(ops, &t, item);
+        }
+    } else {
+        add(ops, tokens, Value::Array(items));
+    }
+}
+
+/// Builds the patch for `pod`, which asked for `req`.
+pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mutation, PatchError> {
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| PatchError("the pod has no spec".into()))?;
+    let mut ops = Vec::new();
+    let mut warnings = Vec::new();
+
+    // The app containers that get the environment.
+    let selected: Vec<usize> = match &req.containers {
+        None => (0..spec.containers.len()).collect(),
+        Some(names) => {
+            let mut idx = Vec::new();
+            for n in names {
+                match spec.containers.iter().position(|c| &c.name == n) {
+                    Some(i) => idx.push(i),
+                    None => {
+                        let have: Vec<&str> =
+                            spec.containers.iter().map(|c| c.name.as_str()).collect();
+                        return Err(PatchError(format!(
+                            "annotation iamra-bootstrap/containers: the pod has no container {n:?} (its containers: {})",
+                            have.join(", ")
+                        )));
+                    }
+                }
+            }
+            idx
+        }
+    };
+
+    let inits = spec.init_containers.as_deref().unwrap_or(&[]);
+    let injected = inits.iter().any(|c| c.name == CONTAINER);
+    if !injected {
+        if let Some(c) = spec.containers.iter().find(|c| c.name == CONTAINER) {
+            return Err(PatchError(format!(
+                "the pod has an app container named {:?}, the name of the injected container; rename it",
+                c.name
+            )));
+        }
+        let volumes = spec.volumes.as_deref().unwrap_or(&[]);
+        for v in [AWS_VOLUME, TOKEN_VOLUME] {
+            if volumes.iter().any(|x| x.name == v) {
+                return Err(PatchError(format!(
+                    "the pod already has a volume named {v:?}, a name the injection uses; rename it"
+                )));
+            }
+        }
+        let uid = app_uid(pod, &selected);
+        let sa = spec.service_account_name.as_deref().unwrap_or("default");
+        let container = injected_container(req, defaults, uid, sa);
+        // First in initContainers: the credentials exist before any other init container runs.
+        if spec.init_containers.is_some() {
+            add(
+                &mut ops,
+                &["spec", "initContainers", "0"],
+                to_value(&container),
+            );
+        } else {
+            add(
+                &mut ops,
+                &["spec", "initContainers"],
+                Value::Array(vec![to_value(&container)]),
+            );
+        }
+        append(
+            &mut ops,
+            &["spec", "volumes"],
+            spec.volumes.is_some(),
+            vec![
+                to_value(&aws_volume()),
+                to_value(&token_volume(&defaults.token_audience)),
+            ],
+        );
+    }
+
+    let env = app_env(req);
+    for &i in &selected {
+        let c = &spec.containers[i];
+        let idx = i.to_string();
+        let base = ["spec", "containers", idx.as_str()];
+        let mut new_env = Vec::new();
+        for (name, value) in &env {
+            match c
+                .env
+                .as_deref()
+                .unwrap_or(&[])
+                .iter()
+                .find(|e| &e.name == name)
+            {
+                None => new_env.push(to_value(&EnvVar {
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                    ..Default::default()
+                })),
+                Some(e) if e.value.as_deref() == Some(value.as_str()) => {}
+                Some(_) => warnings.push(format!(
+                    "iamra-bootstrap: container {:?} sets {name} itself; kept it (the injected value is {value})",
+                    c.name
+                )),
+            }
+        }
+        append(
+            &mut ops,
+            &[base[0], base[1], base[2], "env"],
+            c.env.is_some(),
+            new_env,
+        );
+        let mounts = c.volume_mounts.as_deref().unwrap_or(&[]);
+        if !mounts.iter().any(|m| m.name == AWS_VOLUME) {
+            if let Some(m) = mounts.iter().find(|m| m.mount_path == AWS_DIR) {
+                return Err(PatchError(format!(
+                    "container {:?} already mounts volume {:?} at {AWS_DIR}, where the injection mounts its own",
+                    c.name, m.name
+                )));
+            }
+            append(
+                &mut ops,
+                &[base[0], base[1], base[2], "volumeMounts"],
+                c.volume_mounts.is_some(),
+                vec![to_value(&VolumeMount {
+                    name: AWS_VOLUME.into(),
+                    mount_path: AWS_DIR.into(),
+                    read_only: Some(true),
+                    ..Default::default()
+                })],
+            );
+        }
+    }
+    Ok(Mutation {
+        patch: Patch(ops),
+        warnings,
+    })
+}
+
+/// The uid the selected app containers run as, when they all declare the same non-root one
+/// (container `runAsUser`, else the pod's); else [`DEFAULT_UID`].
+fn app_uid(pod: &Pod, selected: &[usize]) -> i64 {
+    let Some(spec) = &pod.spec else {
+        return DEFAULT_UID;
+    };
+    let pod_uid = spec.security_context.as_ref().and_then(|s| s.run_as_user);
+    let mut uids = selected.iter().map(|&i| {
+        spec.containers[i]
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_user)
+            .or(pod_uid)
+    });
+    match uids.next() {
+        Some(Some(first)) if first != 0 && uids.all(|u| u == Some(first)) => first,
+        _ => DEFAULT_UID,
+    }
+}
+
+/// The environment of the selected app containers, in order.
+fn app_env(req: &Request) -> Vec<(String, String)> {
+    let mut env = match req.mode {
+        Mode::Init => vec![(
+            "AWS_SHARED_CREDENTIALS_FILE".to_string(),
+            CREDENTIALS_FILE.to_string(),
+        )],
+        Mode::Sidecar => vec![
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI".to_string(),
+                format!("http://127.0.0.1:{CREDENTIALS_PORT}/v1/credentials"),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE".to_string(),
+                TOKEN_FILE.to_string(),
+            ),
+        ],
+    };
+    env.push(("AWS_REGION".to_string(), req.target.region.clone()));
+    env
+}
+
+fn quantity(s: &str) -> Quantity {
+    Quantity(s.to_string())
+}
+
+fn aws_volume() -> Volume {
+    Volume {
+        name: AWS_VOLUME.into(),
+        empty_dir: Some(k8s_openapi::api::core::v1::EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            size_limit: Some(quantity("1Mi")),
+        }),
+        ..Default::default()
+    }
+}
+
+fn token_volume(audience: &str) -> Volume {
+    Volume {
+        name: TOKEN_VOLUME.into(),
+        projected: Some(ProjectedVolumeSource {
+            // Read by the injected container only (the one mounting it), whatever its uid.
+            default_mode: Some(0o444),
+            sources: Some(vec![VolumeProjection {
+                service_account_token: Some(ServiceAccountTokenProjection {
+                    audience: Some(audience.to_string()),
+                    expiration_seconds: Some(SA_TOKEN_SECONDS),
+                    path: "token".into(),
+                }),
+                ..Default::default()
+            }]),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The command line of the injected container.
+fn args(req: &Request, defaults: &Defaults, service_account: &str) -> Vec<String> {
+    let mut a: Vec<String> = match req.mode {
+        Mode::Init => vec!["init".into()],
+        Mode::Sidecar => vec![
+            "serve".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{CREDENTIALS_PORT}"),
+            "--health-listen".into(),
+            format!("0.0.0.0:{HEALTH_PORT}"),
+            "--auth-token-file".into(),
+            TOKEN_FILE.into(),
+        ],
+    };
+    let t = &req.target;
+    for (flag, value) in [
+        ("--trust-anchor-arn", t.trust_anchor.raw.as_str()),
+        ("--profile-arn", t.profile.raw.as_str()),
+        ("--role-arn", t.role.raw.as_str()),
+        ("--vault-addr", defaults.vault_addr.as_str()),
+        (
+            "--vault-role",
+            req.vault_role.as_deref().unwrap_or(service_account),
+        ),
+        ("--pki-role", req.pki_role.as_str()),
+        ("--service-account-token-file", SA_TOKEN_FILE),
+    ] {
+        a.push(flag.into());
+        a.push(value.into());
+    }
+    if req.mode == Mode::Init {
+        a.push("--credentials-file".into());
+        a.push(CREDENTIALS_FILE.into());
+    }
+    if let Some(d) = req.session_duration {
+        a.push("--session-duration".into());
+        a.push(d.to_string());
+    }
+    a
+}
+
+fn injected_container(req: &Request, defaults: &Defaults, uid: i64, sa: &str) -> Container {
+    let mut c = Container {
+        name: CONTAINER.into(),
+        image: Some(defaults.image.clone()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        args: Some(args(req, defaults, sa)),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: AWS_VOLUME.into(),
+                mount_path: AWS_DIR.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: TOKEN_VOLUME.into(),
+                mount_path: SA_TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), quantity("10m")),
+                ("memory".to_string(), quantity("16Mi")),
+            ])),
+            limits: Some(BTreeMap::from([
+                ("cpu".to_string(), quantity("500m")),
+                ("memory".to_string(), quantity("64Mi")),
+            ])),
+            ..Default::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(uid),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if req.mode == Mode::Sidecar {
+        let probe = |path: &str, period: i32, failures: i32| Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some(path.into()),
+                port: IntOrString::String("iamra-health".into()),
+                ..Default::default()
+            }),
+            period_seconds: Some(period),
+            timeout_seconds: Some(2),
+            failure_threshold: Some(failures),
+            ..Default::default()
+        };
+        c.restart_policy = Some("Always".into());
+        c.ports = Some(vec![ContainerPort {
+            name: Some("iamra-health".into()),
+            container_port: i32::from(HEALTH_PORT),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]);
+        c.startup_probe = Some(probe("/readyz", 1, 120));
+        c.readiness_probe = Some(probe("/readyz", 10, 3));
+        c.liveness_probe = Some(probe("/healthz", 30, 3));
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::annotations::{Parsed, parse};
+    use crate::webhook::tests::defaults;
+    use serde_json::json;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/payments";
+
+    fn pod(v: Value) -> Pod {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn request(pod: &Pod) -> Request {
+        match parse(pod.metadata.annotations.as_ref(), &defaults()).unwrap() {
+            Parsed::Inject(r) => *r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Applies the patch with json-patch's own `patch` (RFC 6902 semantics).
+    fn apply(v: &Value, m: &Mutation) -> Value {
+        let mut out = v.clone();
+        json_patch::patch(&mut out, &m.patch).unwrap();
+        out
+    }
+
+    fn mutate(v: &Value) -> (Value, Mutation) {
+        let p = pod(v.clone());
+        let m = build(&p, &request(&p), &defaults()).unwrap();
+        (apply(v, &m), m)
+    }
+
+    fn bare(annotations: Value) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"generateName": "payments-7d9f-", "annotations": annotations},
+            "spec": {"serviceAccountName": "payments", "containers": [{"name": "app", "image": "app:1"}]}
+        })
+    }
+
+    fn env_of(c: &Value) -> BTreeMap<String, String> {
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().to_string(),
+                    e["value"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bare_pod_init_mode() {
+        let (out, m) = mutate(&bare(json!({"iamra-bootstrap/role-arn": ROLE})));
+        assert!(m.warnings.is_empty());
+        let init = &out["spec"]["initContainers"][0];
+        assert_eq!(init["name"], CONTAINER);
+        assert_eq!(init["image"], "iamra-bootstrap:test");
+        let args: Vec<&str> = init["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        assert_eq!(args[0], "init");
+        let flag = |f: &str| args[args.iter().position(|a| *a == f).unwrap() + 1];
+        assert_eq!(flag("--role-arn"), ROLE);
+        assert_eq!(flag("--vault-role"), "payments", "the ServiceAccount name");
+        assert_eq!(flag("--credentials-file"), CREDENTIALS_FILE);
+        assert_eq!(flag("--service-account-token-file"), SA_TOKEN_FILE);
+        assert!(init.get("restartPolicy").is_none());
+        let sc = &init["securityContext"];
+        assert_eq!(sc["runAsUser"], DEFAULT_UID);
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(init["resources"]["limits"]["memory"], "64Mi");
+        let vols = out["spec"]["volumes"].as_array().unwrap();
+        assert_eq!(vols[0]["emptyDir"]["medium"], "Memory");
+        let sat = &vols[1]["projected"]["sources"][0]["serviceAccountToken"];
+        assert_eq!(sat["audience"], "vault");
+        assert_eq!(sat["expirationSeconds"], 600);
+        let app = &out["spec"]["containers"][0];
+        let env = env_of(app);
+        assert_eq!(env["AWS_SHARED_CREDENTIALS_FILE"], CREDENTIALS_FILE);
+        assert_eq!(env["AWS_REGION"], "us-east-1");
+        assert_eq!(
+            app["volumeMounts"],
+            json!([{"name": AWS_VOLUME, "mountPath": AWS_DIR, "readOnly": true}])
+        );
+    }
+
+    #[test]
+    fn sidecar_mode() {
+        let (out, _) = mutate(&bare(json!({
+            "iamra-bootstrap/role-arn": ROLE, "iamra-bootstrap/mode": "sidecar",
+            "iamra-bootstrap/session-duration": "2h"
+        })));
+        let init = &out["spec"]["initContainers"][0];
+        assert_eq!(init["restartPolicy"], "Always");
+        let args = init["args"].as_array().unwrap();
+        assert_eq!(args[0], "serve");
+        assert!(args.contains(&json!("127.0.0.1:9911")));
+        assert!(args.contains(&json!("0.0.0.0:9912")));
+        assert!(args.contains(&json!("7200")));
+        assert!(!args.contains(&json!("--credentials-file")));
+        assert_eq!(init["startupProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(init["startupProbe"]["httpGet"]["port"], "iamra-health");
+        assert_eq!(init["ports"][0]["containerPort"], 9912);
+        let env = env_of(&out["spec"]["containers"][0]);
+        assert_eq!(
+            env["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+            "http://127.0.0.1:9911/v1/credentials"
+        );
+        assert_eq!(env["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"], TOKEN_FILE);
+        assert!(!env.contains_key("AWS_SHARED_CREDENTIALS_FILE"));
+    }
+
+    fn deployment_pod() -> Value {
+        json!({
+            "metadata": {"generateName": "web-5f6d8-", "namespace": "shop",
+                         "annotations": {"iamra-bootstrap/role-arn": ROLE,
+                                         "iamra-bootstrap/containers": "worker"}},
+            "spec": {
+                "securityContext": {"runAsUser": 1000},
+                "initContainers": [{"name": "migrate", "image": "m:1"}],
+                "volumes": [{"name": "data", "emptyDir": {}}],
+                "containers": [
+                    {"name": "web", "image": "w:1"},
+                    {"name": "worker", "image": "k:1",
+                     "env": [{"name": "AWS_REGION", "value": "eu-central-1"}, {"name": "X", "value": "1"}],
+                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+                ]
+            }
+        })
+    }
+
+    #[test]
+    fn existing_lists_are_appended_to_and_kept_env_is_warned_about() {
+        let (out, m) = mutate(&deployment_pod());
+        let inits = out["spec"]["initContainers"].as_array().unwrap();
+        assert_eq!(inits[0]["name"], CONTAINER);
+        assert_eq!(inits[1]["name"], "migrate");
+        assert_eq!(inits[0]["securityContext"]["runAsUser"], 1000);
+        let vols: Vec<&str> = out["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(vols, ["data", AWS_VOLUME, TOKEN_VOLUME]);
+        // only the named container
+        assert!(out["spec"]["containers"][0].get("env").is_none());
+        let worker = &out["spec"]["containers"][1];
+        let env = env_of(worker);
+        assert_eq!(env["AWS_REGION"], "eu-central-1");
+        assert_eq!(env["X"], "1");
+        assert_eq!(env["AWS_SHARED_CREDENTIALS_FILE"], CREDENTIALS_FILE);
+        assert_eq!(worker["volumeMounts"].as_array().unwrap().len(), 2);
+        assert_eq!(m.warnings.len(), 1);
+        assert!(m.warnings[0].contains("AWS_REGION"), "{:?}", m.warnings);
+        assert!(m.warnings[0].contains("worker"));
+    }
+
+    #[test]
+    fn mutating_twice_is_mutating_once() {
+        for v in [
+            deployment_pod(),
+            bare(json!({"iamra-bootstrap/role-arn": ROLE, "iamra-bootstrap/mode": "sidecar"})),
+        ] {
+            let (once, _) = mutate(&v);
+            let p = pod(once.clone());
+            let m = build(&p, &request(&p), &defaults()).unwrap();
+            assert!(m.patch.0.is_empty(), "{:?}", m.patch);
+        }
+    }
+
+    #[test]
+    fn reinvocation_adds_the_environment_to_a_new_container_only() {
+        let (mut once, _) = mutate(&bare(json!({"iamra-bootstrap/role-arn": ROLE})));
+        once["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "added-later", "image": "x"}));
+        let (twice, m) = mutate(&once);
+        assert_eq!(twice["spec"]["initContainers"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            env_of(&twice["spec"]["containers"][1])["AWS_SHARED_CREDENTIALS_FILE"],
+            CREDENTIALS_FILE
+        );
+        assert!(
+            m.patch
+                .0
+                .iter()
+                .all(|op| op.path().to_string().starts_with("/spec/containers/1/"))
+        );
+    }
+
+    #[test]
+    fn uid_follows_agreeing_app_containers() {
+        let mut v = bare(json!({"iamra-bootstrap/role-arn": ROLE}));
+        v["spec"]["containers"] = json!([
+            {"name": "a", "securityContext": {"runAsUser": 2000}},
+            {"name": "b", "securityContext": {"runAsUser": 2000}}
+        ]);
+        let (out, _) = mutate(&v);
+        assert_eq!(
+            out["spec"]["initContainers"][0]["securityContext"]["runAsUser"],
+            2000
+        );
+        v["spec"]["containers"][1]["securityContext"]["runAsUser"] = json!(3000);
+        let (out, _) = mutate(&v);
+        assert_eq!(
+            out["spec"]["initContainers"][0]["securityContext"]["runAsUser"],
+            DEFAULT_UID
+        );
+        // root apps: never root for us
+        v["spec"]["containers"] = json!([{"name": "a", "securityContext": {"runAsUser": 0}}]);
+        let (out, _) = mutate(&v);
+        assert_eq!(
+            out["spec"]["initContainers"][0]["securityContext"]["runAsUser"],
+            DEFAULT_UID
+        );
+    }
+
+    #[test]
+    fn conflicts_are_errors() {
+        let mut v = deployment_pod();
+        v["metadata"]["annotations"]["iamra-bootstrap/containers"] = json!("nope");
+        let p = pod(v);
+        let e = build(&p, &request(&p), &defaults()).unwrap_err();
+        assert!(
+            e.0.contains("iamra-bootstrap/containers") && e.0.contains("nope"),
+            "{e}"
+        );
+        let mut v = deployment_pod();
+        v["spec"]["volumes"] = json!([{"name": AWS_VOLUME, "emptyDir": {}}]);
+        let p = pod(v);
+        assert!(build(&p, &request(&p), &defaults()).is_err());
+    }
+
+    #[test]
+    fn patch_serializes_as_rfc6902() {
+        let p = pod(bare(json!({"iamra-bootstrap/role-arn": ROLE})));
+        let m = build(&p, &request(&p), &defaults()).unwrap();
+        let v = serde_json::to_value(&m.patch).unwrap();
+        assert_eq!(v[0]["op"], "add");
+        assert_eq!(v[0]["path"], "/spec/initContainers");
+    }
+}
