@@ -247,6 +247,18 @@ def kept_herd_section(path: pathlib.Path) -> str:
     return "\n" + begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
 
 
+def kept_webhook_section(path: pathlib.Path) -> str:
+    """The admission webhook's part of ``path`` (bench/webhook.py writes it between markers)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    begin, end = "<!-- webhook:begin -->", "<!-- webhook:end -->"
+    if begin not in text or end not in text:
+        return ""
+    return "\n" + begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+
+
 def read_ini_key(path: pathlib.Path, key: str) -> str | None:
     try:
         for line in path.read_text().splitlines():
@@ -1039,7 +1051,7 @@ def main(argv=None) -> int:
     ]
     text = "\n".join(report)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(text + kept_herd_section(a.out))
+    a.out.write_text(text + kept_herd_section(a.out) + kept_webhook_section(a.out))
     sys.stdout.write(text)
     log(f"report written to {a.out}")
     return 0

@@ -4,7 +4,8 @@
 #                     [--no-wrk] [--out FILE] [--keep-tmp]
 # Installs what it needs (scripts/setup.sh, and Debian's wrk when missing), builds the static
 # release binary when it is out of date (cargo decides; IAMRA_BIN skips the build), then runs
-# bench/run.py: Markdown report on stdout and in bench/results.md, progress on stderr.
+# bench/run.py then bench/webhook.py: Markdown report on stdout and in bench/results.md,
+# progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +24,6 @@ if [ -z "${IAMRA_BIN:-}" ]; then
 fi
 
 export IAMRA_BENCH_VIA=run.sh
-exec .venv/bin/python bench/run.py "$@"
+.venv/bin/python bench/run.py "$@"
+# The admission webhook: latency at 50 TLS clients and RSS (its own section in bench/results.md).
+exec .venv/bin/python bench/webhook.py

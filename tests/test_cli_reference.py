@@ -40,7 +40,9 @@ def test_manifests_and_docs_use_only_known_variables():
     """A misspelt IAMRA_* in a manifest or a README would be silently ignored by the binary."""
     reference = (ROOT / "docs/reference.md").read_text()
     known = set(re.findall(r"\[env: (IAMRA_[A-Z0-9_]+)[=\]]", reference))
-    sources = [*ROOT.glob("manifests/**/*.yaml"), ROOT / "README.md", *ROOT.glob("*/README.md"),
+    sources = [*ROOT.glob("manifests/**/*.yaml"), *ROOT.glob("charts/**/*.yaml"),
+               *ROOT.glob("charts/**/*.tpl"), *ROOT.glob("charts/**/*.txt"),
+               ROOT / "README.md", *ROOT.glob("*/README.md"),
                ROOT / "scripts/demo.sh", ROOT / "vault/dev.sh"]
     for path in sources:
         for name in set(re.findall(r"\bIAMRA_[A-Z0-9_]*[A-Z0-9]\b", path.read_text())):

@@ -15,6 +15,7 @@
 
 pub(crate) mod annotations;
 pub(crate) mod patch;
+pub(crate) mod pod;
 pub(crate) mod review;
 pub(crate) mod tls;
 
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -41,8 +42,32 @@ use crate::error::Error;
 /// Largest accepted request body. The API server caps objects near 3 MiB; a review of one is a
 /// little larger.
 pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
+/// A body over [`MAX_BODY`] is read and dropped up to this size, so that the client, still
+/// sending, gets its 413 instead of a reset; a larger one is refused at once.
+const DRAIN_MAX: usize = 64 * 1024 * 1024;
 /// A client that has not finished its TLS handshake or its headers by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The whole body must arrive within this.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the body, keeping at most [`MAX_BODY`] bytes; `None` when it was larger (drained up to
+/// [`DRAIN_MAX`], then given up on).
+async fn read_body(mut body: Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            total = total.saturating_add(data.len());
+            if total > DRAIN_MAX {
+                return Ok(None);
+            }
+            if total <= MAX_BODY {
+                buf.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok((total <= MAX_BODY).then(|| Bytes::from(buf)))
+}
 
 /// `init` (credentials file before the app starts) or `sidecar` (`serve`, refreshed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -224,19 +249,24 @@ async fn mutate(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
         return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large());
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large());
-        }
-        Err(e) => {
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(req.into_body())).await {
+        Ok(Ok(Some(b))) => b,
+        Ok(Ok(None)) => return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large()),
+        Ok(Err(e)) => {
             return bad_request(
                 s,
                 StatusCode::BAD_REQUEST,
                 format!("cannot read the body: {e}"),
+            );
+        }
+        Err(_) => {
+            return bad_request(
+                s,
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
             );
         }
     };

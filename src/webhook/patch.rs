@@ -18,21 +18,19 @@
 //! Idempotent: a pod whose `initContainers` has [`CONTAINER`] gets no second copy; only the
 //! per-container part is applied where missing (containers added by a later webhook, on
 //! reinvocation). So mutating twice is mutating once.
-
-use std::collections::BTreeMap;
+//!
+//! The injected objects are written as JSON here; the unit tests read each back as its
+//! `k8s_openapi` type (Kubernetes 1.33) and require the round trip to give the same JSON, so
+//! every field name and type is one the Kubernetes API has. (Serializing `k8s_openapi` values at
+//! run time instead costs binary size for the dozens of nested types a `Container` and a
+//! `Volume` can hold.)
 
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
-use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Pod, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecurityContext,
-    ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
-};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::annotations::Request;
+use super::pod::Pod;
 use super::{Defaults, Mode};
 
 /// Name of the injected container (also the marker of an injected pod).
@@ -55,6 +53,8 @@ pub(crate) const SA_TOKEN_FILE: &str = "/var/run/secrets/iamra-bootstrap/token";
 pub(crate) const CREDENTIALS_PORT: u16 = 9911;
 /// Sidecar: the health port, on the pod IP (kubelet probes).
 pub(crate) const HEALTH_PORT: u16 = 9912;
+/// Sidecar: the health port's name (the probes refer to it).
+pub(crate) const HEALTH_PORT_NAME: &str = "iamra-health";
 /// Lifetime asked for the projected ServiceAccount token (the kubelet's minimum is 600).
 pub(crate) const SA_TOKEN_SECONDS: i64 = 600;
 /// The uid when the app containers do not agree on one (the image's).
@@ -90,10 +90,6 @@ fn add(ops: &mut Vec<PatchOperation>, tokens: &[&str], value: Value) {
         path: ptr(tokens),
         value,
     }));
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).expect("k8s-openapi types serialize")
 }
 
 /// Appends `items` to the array at `tokens`: one `add` per item to `/-` when the array
@@ -169,23 +165,20 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
             add(
                 &mut ops,
                 &["spec", "initContainers", "0"],
-                to_value(&container),
+                container.clone(),
             );
         } else {
             add(
                 &mut ops,
                 &["spec", "initContainers"],
-                Value::Array(vec![to_value(&container)]),
+                Value::Array(vec![container]),
             );
         }
         append(
             &mut ops,
             &["spec", "volumes"],
             spec.volumes.is_some(),
-            vec![
-                to_value(&aws_volume()),
-                to_value(&token_volume(&defaults.token_audience)),
-            ],
+            vec![aws_volume(), token_volume(&defaults.token_audience)],
         );
     }
 
@@ -203,11 +196,7 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
                 .iter()
                 .find(|e| &e.name == name)
             {
-                None => new_env.push(to_value(&EnvVar {
-                    name: name.clone(),
-                    value: Some(value.clone()),
-                    ..Default::default()
-                })),
+                None => new_env.push(json!({"name": name, "value": value})),
                 Some(e) if e.value.as_deref() == Some(value.as_str()) => {}
                 Some(_) => warnings.push(format!(
                     "iamra-bootstrap: container {:?} sets {name} itself; kept it (the injected value is {value})",
@@ -233,12 +222,7 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
                 &mut ops,
                 &[base[0], base[1], base[2], "volumeMounts"],
                 c.volume_mounts.is_some(),
-                vec![to_value(&VolumeMount {
-                    name: AWS_VOLUME.into(),
-                    mount_path: AWS_DIR.into(),
-                    read_only: Some(true),
-                    ..Default::default()
-                })],
+                vec![json!({"name": AWS_VOLUME, "mountPath": AWS_DIR, "readOnly": true})],
             );
         }
     }
@@ -290,38 +274,23 @@ fn app_env(req: &Request) -> Vec<(String, String)> {
     env
 }
 
-fn quantity(s: &str) -> Quantity {
-    Quantity(s.to_string())
+fn aws_volume() -> Value {
+    json!({"name": AWS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}})
 }
 
-fn aws_volume() -> Volume {
-    Volume {
-        name: AWS_VOLUME.into(),
-        empty_dir: Some(k8s_openapi::api::core::v1::EmptyDirVolumeSource {
-            medium: Some("Memory".into()),
-            size_limit: Some(quantity("1Mi")),
-        }),
-        ..Default::default()
-    }
-}
-
-fn token_volume(audience: &str) -> Volume {
-    Volume {
-        name: TOKEN_VOLUME.into(),
-        projected: Some(ProjectedVolumeSource {
+fn token_volume(audience: &str) -> Value {
+    json!({
+        "name": TOKEN_VOLUME,
+        "projected": {
             // Read by the injected container only (the one mounting it), whatever its uid.
-            default_mode: Some(0o444),
-            sources: Some(vec![VolumeProjection {
-                service_account_token: Some(ServiceAccountTokenProjection {
-                    audience: Some(audience.to_string()),
-                    expiration_seconds: Some(SA_TOKEN_SECONDS),
-                    path: "token".into(),
-                }),
-                ..Default::default()
-            }]),
-        }),
-        ..Default::default()
-    }
+            "defaultMode": 0o444,
+            "sources": [{"serviceAccountToken": {
+                "audience": audience,
+                "expirationSeconds": SA_TOKEN_SECONDS,
+                "path": "token",
+            }}],
+        },
+    })
 }
 
 /// The command line of the injected container.
@@ -365,77 +334,49 @@ fn args(req: &Request, defaults: &Defaults, service_account: &str) -> Vec<String
     a
 }
 
-fn injected_container(req: &Request, defaults: &Defaults, uid: i64, sa: &str) -> Container {
-    let mut c = Container {
-        name: CONTAINER.into(),
-        image: Some(defaults.image.clone()),
-        image_pull_policy: Some("IfNotPresent".into()),
-        args: Some(args(req, defaults, sa)),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: AWS_VOLUME.into(),
-                mount_path: AWS_DIR.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: TOKEN_VOLUME.into(),
-                mount_path: SA_TOKEN_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-        ]),
-        resources: Some(ResourceRequirements {
-            requests: Some(BTreeMap::from([
-                ("cpu".to_string(), quantity("10m")),
-                ("memory".to_string(), quantity("16Mi")),
-            ])),
-            limits: Some(BTreeMap::from([
-                ("cpu".to_string(), quantity("500m")),
-                ("memory".to_string(), quantity("64Mi")),
-            ])),
-            ..Default::default()
-        }),
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        security_context: Some(SecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(uid),
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            privileged: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                add: None,
-            }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                localhost_profile: None,
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+fn injected_container(req: &Request, defaults: &Defaults, uid: i64, sa: &str) -> Value {
+    let mut c = json!({
+        "name": CONTAINER,
+        "image": defaults.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args(req, defaults, sa),
+        "volumeMounts": [
+            {"name": AWS_VOLUME, "mountPath": AWS_DIR},
+            {"name": TOKEN_VOLUME, "mountPath": SA_TOKEN_DIR, "readOnly": true},
+        ],
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "16Mi"},
+            "limits": {"cpu": "500m", "memory": "64Mi"},
+        },
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "runAsNonRoot": true,
+            "runAsUser": uid,
+            "readOnlyRootFilesystem": true,
+            "allowPrivilegeEscalation": false,
+            "privileged": false,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    });
     if req.mode == Mode::Sidecar {
-        let probe = |path: &str, period: i32, failures: i32| Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some(path.into()),
-                port: IntOrString::String("iamra-health".into()),
-                ..Default::default()
-            }),
-            period_seconds: Some(period),
-            timeout_seconds: Some(2),
-            failure_threshold: Some(failures),
-            ..Default::default()
+        let probe = |path: &str, period: i32, failures: i32| {
+            json!({
+                "httpGet": {"path": path, "port": HEALTH_PORT_NAME},
+                "periodSeconds": period,
+                "timeoutSeconds": 2,
+                "failureThreshold": failures,
+            })
         };
-        c.restart_policy = Some("Always".into());
-        c.ports = Some(vec![ContainerPort {
-            name: Some("iamra-health".into()),
-            container_port: i32::from(HEALTH_PORT),
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]);
-        c.startup_probe = Some(probe("/readyz", 1, 120));
-        c.readiness_probe = Some(probe("/readyz", 10, 3));
-        c.liveness_probe = Some(probe("/healthz", 30, 3));
+        let o = c.as_object_mut().expect("an object");
+        o.insert("restartPolicy".into(), json!("Always"));
+        o.insert(
+            "ports".into(),
+            json!([{"name": HEALTH_PORT_NAME, "containerPort": HEALTH_PORT, "protocol": "TCP"}]),
+        );
+        o.insert("startupProbe".into(), probe("/readyz", 1, 120));
+        o.insert("readinessProbe".into(), probe("/readyz", 10, 3));
+        o.insert("livenessProbe".into(), probe("/healthz", 30, 3));
     }
     c
 }
@@ -445,7 +386,7 @@ mod tests {
     use super::*;
     use crate::webhook::annotations::{Parsed, parse};
     use crate::webhook::tests::defaults;
-    use serde_json::json;
+    use std::collections::BTreeMap;
 
     const ROLE: &str = "arn:aws:iam::123456789012:role/payments";
 
@@ -682,6 +623,41 @@ mod tests {
         v["spec"]["volumes"] = json!([{"name": AWS_VOLUME, "emptyDir": {}}]);
         let p = pod(v);
         assert!(build(&p, &request(&p), &defaults()).is_err());
+    }
+
+    /// Reads `v` as the `k8s_openapi` type `T` and back: unknown or mistyped fields would be
+    /// dropped or refused, so the JSON must come back the same.
+    fn round_trips<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) {
+        let typed: T = serde_json::from_value(v.clone())
+            .unwrap_or_else(|e| panic!("not a {}: {e}\n{v:#}", std::any::type_name::<T>()));
+        assert_eq!(
+            &serde_json::to_value(&typed).unwrap(),
+            v,
+            "{}",
+            std::any::type_name::<T>()
+        );
+    }
+
+    #[test]
+    fn injected_objects_are_kubernetes_1_33_objects() {
+        use k8s_openapi::api::core::v1::{Container, EnvVar, Volume, VolumeMount};
+        for mode in ["init", "sidecar"] {
+            let (out, _) = mutate(&bare(
+                json!({"iamra-bootstrap/role-arn": ROLE, "iamra-bootstrap/mode": mode}),
+            ));
+            round_trips::<Container>(&out["spec"]["initContainers"][0]);
+            for v in out["spec"]["volumes"].as_array().unwrap() {
+                round_trips::<Volume>(v);
+            }
+            let app = &out["spec"]["containers"][0];
+            for e in app["env"].as_array().unwrap() {
+                round_trips::<EnvVar>(e);
+            }
+            for m in app["volumeMounts"].as_array().unwrap() {
+                round_trips::<VolumeMount>(m);
+            }
+            round_trips::<Container>(app);
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! as a JSON array of numbers instead of the base64 string the API documents, and brings its
 //! own dependencies; these are the fields the webhook reads and writes, nothing else.
 
+use super::pod::Pod;
 use base64::Engine;
-use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
