@@ -651,14 +651,7 @@ def test_injected_init_container_runs_for_real(exec_setup, openbao, tmp_path, ia
     assert ra.requests[-1].json["durationSeconds"] == 3600
 
 
-def _serve_has_health_listen(iamra_bin) -> bool:
-    p = subprocess.run([str(iamra_bin), "serve", "--help"], capture_output=True, text=True)
-    return "--health-listen" in p.stdout
-
-
 def test_injected_sidecar_runs_for_real(exec_setup, openbao, tmp_path, iamra_bin):
-    if not _serve_has_health_listen(iamra_bin):
-        pytest.skip("serve has no --health-listen in this build (issue 8 restructure)")
     w, ra = exec_setup
     res = admit(w, sa_pod("sidecar"), namespace="payments")
     side = res.pod["spec"]["initContainers"][0]
