@@ -14,6 +14,7 @@ use crate::aws::credentials_file::WriteError;
 use crate::config::ConfigError;
 use crate::serve::ServeError;
 use crate::source::SourceError;
+use crate::webhook::WebhookError;
 
 /// Any failure of a command.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub(crate) enum Error {
     Output(WriteError),
     /// `serve` could not start.
     Serve(ServeError),
+    /// `webhook` could not start.
+    Webhook(WebhookError),
     /// STS GetCallerIdentity failed (`--verify`).
     Verify(String),
     Other(String),
@@ -43,7 +46,10 @@ impl Error {
             Error::Output(_) => 5,
             Error::Serve(ServeError::Bind { .. }) => 2,
             Error::Serve(ServeError::TokenFile { .. }) => 5,
-            Error::Serve(ServeError::Signal(_)) | Error::Other(_) => 1,
+            Error::Webhook(WebhookError::Tls(_) | WebhookError::Bind { .. }) => 2,
+            Error::Serve(ServeError::Signal(_))
+            | Error::Webhook(WebhookError::Signal(_))
+            | Error::Other(_) => 1,
         }
     }
 }
@@ -55,6 +61,7 @@ impl fmt::Display for Error {
             Error::Source(e) => e.fmt(f),
             Error::Output(e) => e.fmt(f),
             Error::Serve(e) => e.fmt(f),
+            Error::Webhook(e) => e.fmt(f),
             Error::Verify(e) => write!(f, "--verify: {e}"),
             Error::Other(e) => f.write_str(e),
         }
@@ -68,6 +75,7 @@ impl std::error::Error for Error {
             Error::Source(e) => Some(e),
             Error::Output(e) => Some(e),
             Error::Serve(e) => Some(e),
+            Error::Webhook(e) => Some(e),
             Error::Verify(_) | Error::Other(_) => None,
         }
     }
@@ -91,6 +99,12 @@ impl From<WriteError> for Error {
 impl From<ServeError> for Error {
     fn from(e: ServeError) -> Self {
         Error::Serve(e)
+    }
+}
+
+impl From<WebhookError> for Error {
+    fn from(e: WebhookError) -> Self {
+        Error::Webhook(e)
     }
 }
 

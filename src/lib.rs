@@ -78,8 +78,7 @@ fn run_command(cli: Cli) -> Result<(), Error> {
         }
         Command::Webhook(a) => {
             log(config::log_format(a.log.log_format), &a.log.log_level)?;
-            let settings = config::webhook_settings(&a).map_err(Error::Config)?;
-            rt.block_on(webhook::run(settings))
+            rt.block_on(cmd::webhook::run(a))
         }
     }
 }

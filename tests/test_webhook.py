@@ -687,3 +687,23 @@ def test_injected_sidecar_runs_for_real(exec_setup, openbao, tmp_path, iamra_bin
                             timeout=5).status_code == 404
     finally:
         terminate(proc)
+
+
+def test_unusable_tls_files_and_busy_port_exit_2(iamra_bin, tmp_path, webhook):
+    w = Webhook(iamra_bin, tmp_path)
+    (tmp_path / "other.key").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    other = make_serving_pair(tmp_path / "other", "another CA")
+    cases = [
+        (["--tls-key", str(tmp_path / "missing.key")], "--tls-key"),
+        (["--tls-key", str(tmp_path / "other.key")], "--tls-key"),
+        (["--tls-key", str(other.parent / "tls.key")], "does not fit"),   # key of another pair
+        (["--listen", f"127.0.0.1:{webhook.port}"], "pick another --listen"),
+    ]
+    for extra, needle in cases:
+        args = list(w.args)
+        i = args.index(extra[0])
+        args[i + 1] = extra[1]
+        p = subprocess.run(args, env=clean_env(), capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2, (extra, p.stderr)
+        lines = [ln for ln in p.stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
+        assert len(lines) == 1 and needle in lines[0], (extra, p.stderr)

@@ -19,7 +19,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::arn::{Arn, ArnKind, Target};
-use crate::config::parse_duration;
 
 use super::{Defaults, Mode};
 
@@ -103,6 +102,20 @@ pub(crate) enum Parsed {
     Skipped(String),
     /// Inject this.
     Inject(Box<Request>),
+}
+
+/// `3600`, `3600s`, `90m` or `12h` as seconds (one unit: an annotation, not a flag).
+fn seconds(v: &str) -> Option<u64> {
+    let (num, unit) = match v.char_indices().last()? {
+        (i, 's') => (&v[..i], 1),
+        (i, 'm') => (&v[..i], 60),
+        (i, 'h') => (&v[..i], 3600),
+        _ => (v, 1),
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// Reads the pod's annotations against the webhook's defaults.
@@ -226,9 +239,13 @@ pub(crate) fn parse(
     let session_duration = match get(SESSION_DURATION) {
         None => None,
         Some(v) => {
-            let d = parse_duration(v).map_err(|e| bad(SESSION_DURATION, e))?;
-            let secs = d.as_secs();
-            if d.subsec_nanos() != 0 || !(SESSION_MIN..=SESSION_MAX).contains(&secs) {
+            let secs = seconds(v).ok_or_else(|| {
+                bad(
+                    SESSION_DURATION,
+                    format!("invalid duration {v:?}: use seconds (3600) or 15m to 12h (1h, 90m)"),
+                )
+            })?;
+            if !(SESSION_MIN..=SESSION_MAX).contains(&secs) {
                 return Err(bad(
                     SESSION_DURATION,
                     format!("{v:?} is out of range: use 900 to 43200 seconds (15m to 12h)"),
@@ -341,10 +358,13 @@ mod tests {
         assert_eq!(r.pki_role, "other");
         assert_eq!(r.session_duration, Some(7200));
         assert_eq!(r.containers, Some(vec!["app".into(), "worker".into()]));
-        assert_eq!(
-            req(&[(ROLE_ARN, ROLE), (SESSION_DURATION, "900")]).session_duration,
-            Some(900)
-        );
+        for (v, secs) in [("900", 900), ("900s", 900), ("90m", 5400), ("12h", 43200)] {
+            assert_eq!(
+                req(&[(ROLE_ARN, ROLE), (SESSION_DURATION, v)]).session_duration,
+                Some(secs),
+                "{v}"
+            );
+        }
     }
 
     #[test]
@@ -356,7 +376,18 @@ mod tests {
                 .starts_with("annotation iamra-bootstrap/role-arn: invalid ARN")
         );
         assert_eq!(err(&[(ROLE_ARN, ROLE), (MODE, "daemon")]).annotation, MODE);
-        for d in ["899", "12h1s", "13h", "soon", "0"] {
+        for d in [
+            "899",
+            "12h1s",
+            "13h",
+            "soon",
+            "0",
+            "",
+            "h",
+            "-1h",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
             let e = err(&[(ROLE_ARN, ROLE), (SESSION_DURATION, d)]);
             assert_eq!(e.annotation, SESSION_DURATION, "{d}");
         }

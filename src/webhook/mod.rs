@@ -36,8 +36,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::arn::Arn;
-use crate::config::ConfigError;
-use crate::error::Error;
 
 /// Largest accepted request body. The API server caps objects near 3 MiB; a review of one is a
 /// little larger.
@@ -113,6 +111,37 @@ pub(crate) struct Settings {
     pub(crate) defaults: Defaults,
 }
 
+/// Why the webhook could not start (mapped to exit codes in `crate::error`).
+#[derive(Debug)]
+pub(crate) enum WebhookError {
+    /// The serving certificate or key cannot be used (exit 2).
+    Tls(tls::TlsError),
+    /// `--listen` cannot be bound (exit 2).
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The signal handlers could not be installed (exit 1).
+    Signal(std::io::Error),
+}
+
+impl std::fmt::Display for WebhookError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WebhookError::Tls(e) => e.fmt(f),
+            WebhookError::Bind { addr, source } => {
+                write!(
+                    f,
+                    "cannot listen on {addr}: {source}; pick another --listen"
+                )
+            }
+            WebhookError::Signal(e) => write!(f, "cannot install the SIGTERM handler: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for WebhookError {}
+
 #[derive(Debug, Default)]
 struct Metrics {
     patched: AtomicU64,
@@ -128,20 +157,17 @@ struct Shared {
 }
 
 /// Runs the webhook until SIGTERM/SIGINT.
-pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
-    let store = tls::Store::open(&settings.tls_cert, &settings.tls_key)
-        .map_err(|e| Error::Config(ConfigError(e.0)))?;
-    let acceptor = TlsAcceptor::from(
-        store
-            .server_config()
-            .map_err(|e| Error::Config(ConfigError(e.0)))?,
-    );
-    let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
-        Error::Config(ConfigError(format!(
-            "cannot listen on {}: {e}; pick another --listen",
-            settings.listen
-        )))
-    })?;
+pub(crate) async fn run(settings: Settings) -> Result<(), WebhookError> {
+    let store =
+        tls::Store::open(&settings.tls_cert, &settings.tls_key).map_err(WebhookError::Tls)?;
+    let acceptor = TlsAcceptor::from(store.server_config().map_err(WebhookError::Tls)?);
+    let listener =
+        TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| WebhookError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
     let shared = Arc::new(Shared {
         defaults: settings.defaults,
         tls: store.clone(),
@@ -159,9 +185,9 @@ async fn accept_loop(
     acceptor: TlsAcceptor,
     shared: Arc<Shared>,
     addr: SocketAddr,
-) -> Result<(), Error> {
+) -> Result<(), WebhookError> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Other(format!("cannot install the SIGTERM handler: {e}")))?;
+        .map_err(WebhookError::Signal)?;
     loop {
         tokio::select! {
             accepted = listener.accept() => {

@@ -1,0 +1,14 @@
+//! `webhook`: the mutating admission webhook ([`crate::webhook`]), with its settings from
+//! [`crate::config::webhook_settings`].
+
+use crate::cli::WebhookArgs;
+use crate::config;
+use crate::error::Error;
+use crate::webhook;
+
+/// Runs the webhook until SIGTERM/SIGINT.
+pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
+    let settings = config::webhook_settings(&args)?;
+    webhook::run(settings).await?;
+    Ok(())
+}
