@@ -9,7 +9,6 @@
 use super::pod::Pod;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The only version served (the MutatingWebhookConfiguration asks for it).
 pub(crate) const API_VERSION: &str = "admission.k8s.io/v1";
@@ -34,8 +33,10 @@ struct RequestIn {
     #[serde(default)]
     name: Option<String>,
     operation: String,
+    /// Read straight into the view (no intermediate JSON tree); anything not shaped like a
+    /// pod where the view looks is a malformed review.
     #[serde(default)]
-    object: Option<Value>,
+    object: Option<Pod>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,10 +85,7 @@ pub(crate) fn parse(body: &[u8]) -> Result<Admission, Malformed> {
     let is_pod_create =
         req.kind.group.is_empty() && req.kind.kind == "Pod" && req.operation == "CREATE";
     let pod = match (is_pod_create, req.object) {
-        (true, Some(obj)) => Some(
-            serde_json::from_value::<Pod>(obj)
-                .map_err(|e| Malformed(format!("request.object is not a Pod: {e}")))?,
-        ),
+        (true, Some(pod)) => Some(pod),
         (true, None) => return Err(Malformed("a Pod CREATE without request.object".into())),
         (false, _) => None,
     };
@@ -175,7 +173,7 @@ pub(crate) fn deny(uid: &str, message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn review(object: Value) -> Vec<u8> {
         serde_json::to_vec(&json!({
