@@ -125,6 +125,7 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
             let mut idx = Vec::new();
             for n in names {
                 match spec.containers.iter().position(|c| &c.name == n) {
+                    Some(i) if idx.contains(&i) => {}
                     Some(i) => idx.push(i),
                     None => {
                         let have: Vec<&str> =
@@ -161,18 +162,13 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
         let sa = spec.service_account_name.as_deref().unwrap_or("default");
         let container = injected_container(req, defaults, uid, sa);
         // First in initContainers: the credentials exist before any other init container runs.
-        if spec.init_containers.is_some() {
-            add(
-                &mut ops,
-                &["spec", "initContainers", "0"],
-                container.clone(),
-            );
-        } else {
-            add(
+        match spec.init_containers {
+            Some(_) => add(&mut ops, &["spec", "initContainers", "0"], container),
+            None => add(
                 &mut ops,
                 &["spec", "initContainers"],
                 Value::Array(vec![container]),
-            );
+            ),
         }
         append(
             &mut ops,
@@ -612,6 +608,13 @@ mod tests {
     #[test]
     fn conflicts_are_errors() {
         let mut v = deployment_pod();
+        v["metadata"]["annotations"]["iamra-bootstrap/containers"] = json!("worker, worker");
+        let (out, _) = mutate(&v);
+        assert_eq!(
+            env_of(&out["spec"]["containers"][1]).len(),
+            3,
+            "named twice, set once"
+        );
         v["metadata"]["annotations"]["iamra-bootstrap/containers"] = json!("nope");
         let p = pod(v);
         let e = build(&p, &request(&p), &defaults()).unwrap_err();
