@@ -19,6 +19,7 @@ pytest_plugins = [
     "support.pki",
     "support.fake_ra",
     "support.openbao",
+    "support.sts",
 ]
 
 

@@ -1,0 +1,407 @@
+"""Every AWS SDK x every delivery mode, with real SDKs (issue 14).
+
+Clients (``tests/support/sdk.py``): the AWS SDK for JavaScript v3, boto3, the AWS SDK for Rust
+and AWS CLI v1, each a separate process using its own default credential chain, configured
+only by environment variables as an application's would be. Delivery modes:
+
+* ``file-init``: the credentials file written by ``init`` (``AWS_SHARED_CREDENTIALS_FILE``);
+* ``file-serve``: the file ``serve --credentials-file`` keeps;
+* ``process``: ``credential_process = iamra-bootstrap credential-process ...`` in the config file;
+* ``ecs-token-file``: ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``;
+* ``ecs-token-var``: ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN``;
+* ``imds``: IMDSv2 from ``serve --imds`` (``AWS_EC2_METADATA_SERVICE_ENDPOINT``).
+
+Every client calls STS ``GetCallerIdentity`` on a local moto behind a recording front
+(``tests/support/sts.py``), so the test sees the access key each SDK actually signed with: it
+must be one the verifying fake Roles Anywhere issued, sent with its session token, unexpired when
+signed. One fake trusts both the OpenBao PKI root (``init``, ``serve``) and the ``pki`` test root
+(``credential-process`` with certificate files), so its ``.issued`` is the one oracle.
+
+Also here: the JavaScript SDK's explicit providers (``fromContainerMetadata()`` ignores the token
+file, ``fromHttp()`` reads it), which SDKs re-read a rewritten credentials file (none), a
+``serve`` restart under clients holding the token in a variable, and the refresh scenario: short
+sessions (the fake's ``set_lifetime``; ``--session-duration 900``) on the ECS endpoint and IMDS,
+every client calling for longer than a session lives, and no call signed with an expired key.
+The refresh scenario waits for a whole session (~6 min): it runs in a background thread from the
+start of the module and is joined by its test, so it overlaps the rest.
+"""
+from __future__ import annotations
+
+import configparser
+import pathlib
+import shlex
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import clean_env
+from fakes.rolesanywhere import FakeRolesAnywhere
+from support import sdk
+from support.fake_ra import REGION, ra_flags
+from support.openbao import OpenBao
+from support.sts import StsRecorder, check_calls, parse_expiration
+from test_serve import Serve, start_openbao
+
+MODES = ("file-init", "file-serve", "process", "ecs-token-file", "ecs-token-var", "imds")
+# The refresh scenario: credentials live REFRESH_LIFETIME s (serve asks for 900 s, the fake
+# shortens them). botocore's IMDS fetcher may keep a key up to 5 min without asking again, so
+# the lifetime must leave room for serve's 5-minute renewal margin plus a few seconds.
+REFRESH_LIFETIME = 360
+REFRESH_TEST = "test_refresh_no_call_signed_with_an_expired_key"
+CALL_EVERY = {"js": 2.0, "boto3": 2.0, "rust": 2.0, "cli": 10.0}   # the CLI starts a process
+
+
+def need(kind: str) -> None:
+    why = sdk.unavailable(kind)
+    if why:
+        pytest.skip(why)
+
+
+def issued_map(*fakes: FakeRolesAnywhere) -> dict[str, dict]:
+    return {c["accessKeyId"]: c for f in fakes for c in f.issued}
+
+
+def file_key(path: pathlib.Path, profile: str = "default") -> str:
+    cp = configparser.RawConfigParser()
+    cp.read_string(path.read_text())
+    return cp.get(profile, "aws_access_key_id")
+
+
+def run_init(iamra_bin, ob: OpenBao, fake: FakeRolesAnywhere, sa: pathlib.Path,
+             creds: pathlib.Path, home: pathlib.Path) -> None:
+    proc = subprocess.run(
+        [str(iamra_bin), "init", *ra_flags(fake), "--vault-addr", ob.addr,
+         "--vault-role", ob.k8s_role, "--service-account-token-file", str(sa),
+         "--pki-role", ob.pki_role, "--common-name", ob.fixed_cn,
+         "--credentials-file", str(creds), "--termination-log", str(home / "termination-log"),
+         "--timeout", "60s"],
+        env=clean_env(home=home), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+class World:
+    """What the matrix runs against: one fake, one moto front, one serve (ECS + IMDS + file),
+    one ``init`` file and one ``credential_process`` config."""
+
+    def __init__(self, iamra_bin, ob, pki, moto_sts, work: pathlib.Path):
+        self.bin, self.ob, self.work = iamra_bin, ob, work
+        self.fake = FakeRolesAnywhere([ob.root_ca_pem, pki.root.cert_pem], region=REGION)
+        self.fake.start()
+        self.sts = StsRecorder(moto_sts).start()
+        self.sa = ob.write_sa_token(work / "sa" / "token")
+        self.srv = Serve(iamra_bin, work / "serve", ob, self.fake, self.sa, imds=True)
+        self.srv.start()
+        self.srv.wait_ready(60)
+        self.init_file = work / "init" / "credentials"
+        run_init(iamra_bin, ob, self.fake, self.sa, self.init_file, work / "init")
+        leaf = pki.leaf("p256")
+        command = shlex.join([str(iamra_bin), "credential-process", *ra_flags(self.fake),
+                              "--certificate", str(leaf.cert_pem),
+                              "--private-key", str(leaf.key("pkcs8"))])
+        self.process_config = work / "process" / "config"
+        self.process_config.parent.mkdir(parents=True)
+        self.process_config.write_text(f"[default]\ncredential_process = {command}\n")
+        self.n = 0
+
+    def stop(self) -> None:
+        self.srv.stop()
+        self.sts.stop()
+        self.fake.stop()
+
+    def mode_env(self, mode: str, srv: Serve | None = None) -> dict[str, str]:
+        srv = srv or self.srv
+        return {
+            "file-init": {"AWS_SHARED_CREDENTIALS_FILE": str(self.init_file)},
+            "file-serve": {"AWS_SHARED_CREDENTIALS_FILE": str(srv.creds_file)},
+            "process": {"AWS_CONFIG_FILE": str(self.process_config)},
+            "ecs-token-file": {"AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.url("/v1/credentials"),
+                               "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(srv.token_file)},
+            "ecs-token-var": {"AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.url("/v1/credentials"),
+                              "AWS_CONTAINER_AUTHORIZATION_TOKEN": srv.token},
+            "imds": {"AWS_EC2_METADATA_SERVICE_ENDPOINT": srv.base},
+        }[mode]
+
+    def client(self, kind: str, name: str, aws: dict[str, str], provider: str | None = None):
+        """A new client process of ``kind``; returns (client, recorder tag)."""
+        self.n += 1
+        tag = f"{name}-{self.n}"
+        env = sdk.client_env(self.work / "clients" / tag, **aws)
+        return sdk.client(kind, self.sts.endpoint(tag), env,
+                          self.work / "clients" / f"{tag}.log", provider=provider), tag
+
+
+@pytest.fixture(scope="module")
+def world(iamra_bin, openbao_session, pki, moto_sts, tmp_path_factory):
+    w = World(iamra_bin, openbao_session, pki, moto_sts, tmp_path_factory.mktemp("sdk-matrix"))
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+# ---- the refresh scenario (background) ----------------------------------------------------
+
+class Refresh(threading.Thread):
+    """Short sessions on the ECS endpoint (token file) and IMDS: every available client polls
+    STS through each for longer than one session lives; afterwards every call it signed must
+    have used an issued, unexpired key, and each must have moved on to a renewed key."""
+
+    def __init__(self, iamra_bin, work: pathlib.Path, sa_keys, tokenreview, moto_sts):
+        super().__init__(name="sdk-refresh", daemon=True)
+        self.bin, self.work, self.sa_keys, self.tokenreview = iamra_bin, work, sa_keys, tokenreview
+        self.moto_sts = moto_sts
+        self.abort = threading.Event()
+        self.error: BaseException | None = None
+        self.results: dict[str, list] = {}      # client tag -> [(time, answer)]
+        self.tags: dict[str, str] = {}          # "kind/mode" -> recorder tag
+        self.skipped: dict[str, str] = {}
+        self.ob = self.fake = self.srv = self.sts = None
+
+    def run(self) -> None:
+        try:
+            self.scenario()
+        except BaseException as e:  # re-raised by the test
+            self.error = e
+        finally:
+            for part in (self.srv, self.sts, self.fake, self.ob):
+                if part is not None:
+                    part.stop()
+
+    def scenario(self) -> None:
+        # Its own OpenBao: the module's shared one may be restarted by other test files.
+        self.ob = ob = start_openbao(self.work / "openbao", self.sa_keys, self.tokenreview)
+        self.fake = fake = FakeRolesAnywhere([ob.root_ca_pem], region=REGION).start()
+        fake.set_lifetime(REFRESH_LIFETIME)
+        self.sts = StsRecorder(self.moto_sts).start()
+        sa = ob.write_sa_token(self.work / "sa" / "token")
+        self.srv = srv = Serve(self.bin, self.work / "serve", ob, fake, sa, imds=True,
+                               creds_file=False, extra=("--session-duration", "900"))
+        srv.start()
+        srv.wait_ready(60)
+        envs = {
+            "ecs": {"AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.url("/v1/credentials"),
+                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE": str(srv.token_file)},
+            "imds": {"AWS_EC2_METADATA_SERVICE_ENDPOINT": srv.base},
+        }
+        first_expiry = parse_expiration(fake.issued[0]["expiration"])
+        # Poll until the first session has been expired for a while and every client has
+        # moved on to a renewed key (bounded: two lifetimes at most).
+        deadline = time.time() + 2 * REFRESH_LIFETIME
+        threads = []
+        for kind in sdk.CLIENTS:
+            why = sdk.unavailable(kind)
+            if why:
+                self.skipped[kind] = why
+                continue
+            for mode, aws in envs.items():
+                tag = f"refresh-{kind}-{mode}"
+                self.tags[f"{kind}/{mode}"] = tag
+                self.results[tag] = []
+                t = threading.Thread(target=self.poll, daemon=True,
+                                     args=(kind, tag, aws, first_expiry + 20, deadline))
+                threads.append(t)
+                t.start()
+        for t in threads:
+            t.join()
+
+    def poll(self, kind: str, tag: str, aws: dict, until: float, deadline: float) -> None:
+        env = sdk.client_env(self.work / "clients" / tag, **aws)
+        c = sdk.client(kind, self.sts.endpoint(tag), env, self.work / "clients" / f"{tag}.log")
+        try:
+            while not self.abort.is_set():
+                self.results[tag].append((time.time(), c.call()))
+                keys = {x.access_key for x in self.sts.calls(tag)}
+                if (time.time() > until and len(keys) >= 2) or time.time() > deadline:
+                    return
+                self.abort.wait(CALL_EVERY[kind])
+        finally:
+            c.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def refresh(request, iamra_bin, sa_keys, tokenreview, moto_sts, tmp_path_factory):
+    """Starts the refresh scenario with the module when its test is selected."""
+    selected = any(getattr(item, "originalname", item.name) == REFRESH_TEST
+                   and item.module is request.module for item in request.session.items)
+    if not selected:
+        yield None
+        return
+    scenario = Refresh(iamra_bin, tmp_path_factory.mktemp("sdk-refresh"), sa_keys, tokenreview,
+                       moto_sts)
+    scenario.start()
+    try:
+        yield scenario
+    finally:
+        scenario.abort.set()
+        scenario.join(timeout=60)
+
+
+# ---- the matrix ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kind", sdk.CLIENTS)
+def test_matrix(world, kind, mode):
+    need(kind)
+    c, tag = world.client(kind, f"{kind}-{mode}", world.mode_env(mode))
+    try:
+        answers = [c.call(), c.call()]            # the second from the SDK's cache, or not
+    finally:
+        c.close()
+    for a in answers:
+        assert a["ok"], f"{kind} via {mode}: {a['error']}\n{c.log.read_text()[-3000:]}"
+        assert a["arn"].startswith("arn:aws:sts::"), a
+    keys = check_calls(world.sts.calls(tag), issued_map(world.fake))
+    assert len(keys) == 2
+    if mode == "file-init":
+        assert set(keys) == {file_key(world.init_file)}
+    elif mode == "file-serve":
+        # serve may rewrite the file between the two calls; the SDK read it once.
+        assert len(set(keys)) == 1
+
+
+# ---- the JavaScript SDK's explicit providers ----------------------------------------------
+
+def js_answer(world, provider: str, mode: str) -> tuple[dict, str]:
+    c, tag = world.client("js", f"js-{provider}-{mode}", world.mode_env(mode), provider=provider)
+    try:
+        return c.call(), tag
+    finally:
+        c.close()
+
+
+def test_js_from_container_metadata_ignores_the_token_file(world):
+    """``fromContainerMetadata()`` (@smithy/credential-provider-imds) sends only
+    ``AWS_CONTAINER_AUTHORIZATION_TOKEN``: with the token file alone it is refused."""
+    need("js")
+    refused_before = world.srv.metrics()["iamra_credential_requests_refused_total"]
+    answer, tag = js_answer(world, "fromContainerMetadata", "ecs-token-file")
+    assert not answer["ok"], answer
+    assert world.sts.calls(tag) == []
+    assert world.srv.metrics()["iamra_credential_requests_refused_total"] > refused_before
+    # ... while the token variable works with it.
+    answer, tag = js_answer(world, "fromContainerMetadata", "ecs-token-var")
+    assert answer["ok"], answer
+    check_calls(world.sts.calls(tag), issued_map(world.fake))
+
+
+@pytest.mark.parametrize("provider", ["fromHttp", "fromNodeProviderChain"])
+def test_js_from_http_and_the_default_chain_read_the_token_file(world, provider):
+    need("js")
+    answer, tag = js_answer(world, provider, "ecs-token-file")
+    assert answer["ok"], answer
+    check_calls(world.sts.calls(tag), issued_map(world.fake))
+
+
+# ---- a rewritten credentials file ---------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["js", "boto3", "rust"])
+def test_long_lived_clients_never_reread_the_credentials_file(world, kind, tmp_path):
+    """What the README says: a client that has read the file keeps its keys, so pods that
+    outlive a session need the ECS endpoint, not the file."""
+    need(kind)
+    path = tmp_path / "credentials"
+    run_init(world.bin, world.ob, world.fake, world.sa, path, tmp_path / "init1")
+    c, tag = world.client(kind, f"{kind}-reread", {"AWS_SHARED_CREDENTIALS_FILE": str(path)})
+    try:
+        assert c.call()["ok"]
+        first = file_key(path)
+        run_init(world.bin, world.ob, world.fake, world.sa, path, tmp_path / "init2")
+        assert file_key(path) != first
+        assert c.call()["ok"]
+    finally:
+        c.close()
+    keys = check_calls(world.sts.calls(tag), issued_map(world.fake))
+    assert keys == [first, first], "the SDK re-read the file: update the README"
+
+
+# ---- a serve restart ----------------------------------------------------------------------
+
+def test_restart_keeps_the_token_for_token_variable_clients(world, iamra_bin, openbao_session,
+                                                            tmp_path):
+    """``serve --auth-token-file`` reuses a valid token file across restarts, so a client given
+    the token in ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` keeps working. Short sessions (60 s)
+    make boto3 and the JS SDK fetch again on every call, before and after the restart."""
+    fake = FakeRolesAnywhere([openbao_session.root_ca_pem], region=REGION).start()
+    fake.set_lifetime(60)
+    srv = Serve(iamra_bin, tmp_path / "serve", openbao_session, fake, world.sa,
+                creds_file=False)
+    clients = []
+    try:
+        srv.start()
+        srv.wait_ready(60)
+        token = srv.token
+        env = world.mode_env("ecs-token-var", srv)
+        kinds = [k for k in ("js", "boto3", "rust") if not sdk.unavailable(k)]
+        assert kinds, "no long-lived SDK client available"
+        for kind in kinds:
+            c, tag = world.client(kind, f"{kind}-restart", env)
+            clients.append((kind, c, tag))
+            assert c.call()["ok"], c.stderr()
+        port, key_before = srv.port, fake.issued[-1]["accessKeyId"]
+        srv.stop()
+        _start_on(srv, port)
+        srv.wait_ready(60)
+        assert srv.token == token, "the restart replaced the token file"
+        assert fake.issued[-1]["accessKeyId"] != key_before
+        for kind, c, tag in clients:
+            answer = c.call()
+            assert answer["ok"], f"{kind} after the restart: {answer['error']}"
+        # A client started after the restart with the token it was given before.
+        for kind in kinds:
+            c, tag = world.client(kind, f"{kind}-after-restart", env)
+            clients.append((kind, c, tag))
+            answer = c.call()
+            assert answer["ok"], f"new {kind} client after the restart: {answer['error']}"
+        issued = issued_map(fake)
+        for kind, c, tag in clients:
+            check_calls(world.sts.calls(tag), issued)
+        # boto3 and JS fetch on every call with 60 s sessions: they used the restarted serve.
+        for kind, c, tag in clients:
+            if kind in ("js", "boto3"):
+                assert world.sts.calls(tag)[-1].access_key != key_before, kind
+    finally:
+        for _, c, _ in clients:
+            c.close()
+        srv.stop()
+        fake.stop()
+
+
+def _start_on(srv: Serve, port: int) -> None:
+    """Start ``srv`` again on the same port (a restarted sidecar keeps its address)."""
+    with open(srv.stderr_path, "ab") as err, open(srv.stdout_path, "ab") as out:
+        srv.port = port
+        srv.proc = subprocess.Popen([str(srv.bin), *srv.args()], stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, env=clean_env(home=srv.dir / "home"))
+    srv.wait_up()
+
+
+# ---- refresh ------------------------------------------------------------------------------
+
+def test_refresh_no_call_signed_with_an_expired_key(refresh):
+    assert refresh is not None
+    refresh.join(timeout=3 * REFRESH_LIFETIME)
+    assert not refresh.is_alive(), "refresh scenario still running"
+    if refresh.error is not None:
+        raise refresh.error
+    assert refresh.tags, f"no client available: {refresh.skipped}"
+    issued = issued_map(refresh.fake)
+    first_expiry = parse_expiration(refresh.fake.issued[0]["expiration"])
+    problems = []
+    for name, tag in sorted(refresh.tags.items()):
+        failed = [a for _, a in refresh.results[tag] if not a["ok"]]
+        if failed:
+            problems.append(f"{name}: {len(failed)} failed calls, e.g. {failed[0]['error']}")
+            continue
+        try:
+            keys = check_calls(refresh.sts.calls(tag), issued)
+        except AssertionError as e:
+            problems.append(f"{name}: {e}")
+            continue
+        calls = refresh.sts.calls(tag)
+        if len(set(keys)) < 2 or calls[-1].time <= first_expiry:
+            problems.append(f"{name}: never outlived the first session ({len(set(keys))} keys)")
+    assert not problems, "\n".join(problems)
+    if refresh.skipped:
+        print(f"refresh: skipped {refresh.skipped}")
