@@ -9,7 +9,8 @@ only by environment variables as an application's would be. Delivery modes:
 * ``process``: ``credential_process = iamra-bootstrap credential-process ...`` in the config file;
 * ``ecs-token-file``: ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE``;
 * ``ecs-token-var``: ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` + ``AWS_CONTAINER_AUTHORIZATION_TOKEN``;
-* ``imds``: IMDSv2 from ``serve --imds`` (``AWS_EC2_METADATA_SERVICE_ENDPOINT``).
+* ``imds``: IMDSv2 from ``serve --imds`` (``AWS_EC2_METADATA_SERVICE_ENDPOINT``);
+  ``imds-slash``: the same endpoint written with a trailing slash.
 
 Every client calls STS ``GetCallerIdentity`` on a local moto behind a recording front
 (``tests/support/sts.py``), so the test sees the access key each SDK actually signed with: it
@@ -44,7 +45,8 @@ from support.openbao import OpenBao
 from support.sts import StsRecorder, check_calls, parse_expiration
 from test_serve import Serve, start_openbao
 
-MODES = ("file-init", "file-serve", "process", "ecs-token-file", "ecs-token-var", "imds")
+MODES = ("file-init", "file-serve", "process", "ecs-token-file", "ecs-token-var", "imds",
+         "imds-slash")
 # The refresh scenario: credentials live REFRESH_LIFETIME s (serve asks for 900 s, the fake
 # shortens them). botocore's IMDS fetcher may keep a key up to 5 min without asking again, so
 # the lifetime must leave room for serve's 5-minute renewal margin plus a few seconds.
@@ -121,6 +123,7 @@ class World:
             "ecs-token-var": {"AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.url("/v1/credentials"),
                               "AWS_CONTAINER_AUTHORIZATION_TOKEN": srv.token},
             "imds": {"AWS_EC2_METADATA_SERVICE_ENDPOINT": srv.base},
+            "imds-slash": {"AWS_EC2_METADATA_SERVICE_ENDPOINT": srv.base + "/"},
         }[mode]
 
     def client(self, kind: str, name: str, aws: dict[str, str], provider: str | None = None):
