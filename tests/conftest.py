@@ -20,6 +20,7 @@ pytest_plugins = [
     "support.fake_ra",
     "support.openbao",
     "support.sts",
+    "support.sdk_refresh",
 ]
 
 
