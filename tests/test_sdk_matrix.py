@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import configparser
 import pathlib
+import secrets
 import shlex
+import stat
 import subprocess
 import time
 
@@ -278,6 +280,40 @@ def test_restart_keeps_token_variable_and_imds_clients_working(world, iamra_bin,
             c.close()
         srv.stop()
         fake.stop()
+
+
+def test_a_token_made_beforehand_is_kept_for_a_token_variable_client(world, iamra_bin,
+                                                                      openbao_session, tmp_path):
+    """The README's recipe for one token on both sides: the token exists before the sidecar
+    starts (a Kubernetes Secret, ``defaultMode: 0400``), serve uses it as it is, and the app
+    gets the same value in ``AWS_CONTAINER_AUTHORIZATION_TOKEN``."""
+    token = secrets.token_hex(32)
+    srv = Serve(iamra_bin, tmp_path / "serve", openbao_session, world.fake, world.sa,
+                creds_file=False)
+    srv.token_file.parent.mkdir(parents=True)
+    srv.token_file.write_text(token)
+    srv.token_file.chmod(0o400)
+    before = srv.token_file.stat()
+    clients = []
+    try:
+        srv.start()
+        srv.wait_ready(60)
+        after = srv.token_file.stat()
+        assert srv.token == token
+        assert stat.S_IMODE(after.st_mode) == 0o400, "serve changed a private token file"
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        for kind in [k for k in ("js", "boto3", "rust", "cli") if not sdk.unavailable(k)]:
+            c, tag = world.client(kind, f"{kind}-premade-token",
+                                  {"AWS_CONTAINER_CREDENTIALS_FULL_URI": srv.url("/v1/credentials"),
+                                   "AWS_CONTAINER_AUTHORIZATION_TOKEN": token})
+            clients.append(c)
+            answer = c.call()
+            assert answer["ok"], f"{kind}: {answer['error']}"
+            check_calls(world.sts.calls(tag), issued_map(world.fake))
+    finally:
+        for c in clients:
+            c.close()
+        srv.stop()
 
 
 def _start_on(srv: Serve, port: int) -> None:
