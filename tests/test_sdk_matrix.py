@@ -24,7 +24,7 @@ file, ``fromHttp()`` reads it), which SDKs re-read a rewritten credentials file 
 sessions (the fake's ``set_lifetime``; ``--session-duration 900``) on the ECS endpoint and IMDS,
 every client calling for longer than a session lives, and no call signed with an expired key.
 The refresh scenario must outlive a whole session of the shortest kind its rules apply to
-(10 min, see ``tests/support/sdk_refresh.py``): it runs in a background thread from the start of
+(11 min, see ``tests/support/sdk_refresh.py``): it runs in a background thread from the start of
 the pytest session and is joined by its test here, so it overlaps the rest of the suite.
 """
 from __future__ import annotations

@@ -10,11 +10,13 @@ The scenario: its own OpenBao, a fake Roles Anywhere whose sessions live ``LIFET
 through each of the two for longer than one session lives: until the first session has been
 expired ``AFTER_EXPIRY`` s and the client has moved to a renewed key, or ``2 * LIFETIME``.
 
-Why ``LIFETIME`` is 10 minutes: the shortest lifetime to which serve's real schedule applies
-(below 10 minutes, which AWS never issues, the margin is a quarter of the lifetime), and the
-margin matters here: botocore's IMDS fetcher may keep a key for up to 5 minutes without asking
-again, so a test with shorter sessions would only test the test-only rule. It is waited out in
-the background, alongside the rest of the suite.
+Why ``LIFETIME`` is 11 minutes: serve's real schedule applies from 10 minutes up (below that,
+which AWS never issues, the margin is a quarter of the lifetime), and the margin matters here:
+botocore's IMDS fetcher may keep a key for up to 5 minutes without asking again, so a test with
+shorter sessions would only test the test-only rule. Exactly 10 minutes is not enough: the
+fake's expiry is in whole seconds, so serve sees 599.x s and applies the short rule (a run with
+600 s saw boto3 keep its first IMDS key past expiry). It is waited out in the background,
+alongside the rest of the suite.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import pytest
 from support import sdk
 from support.sts import StsRecorder, parse_expiration
 
-LIFETIME = 600
+LIFETIME = 660
 AFTER_EXPIRY = 20
 TEST_NAME = "test_refresh_no_call_signed_with_an_expired_key"
 # Seconds between calls; the CLI starts a Python process per call, so it calls less often.
