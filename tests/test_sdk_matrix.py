@@ -49,6 +49,8 @@ from test_serve import Serve, start_openbao
 
 MODES = ("file-init", "file-serve", "process", "ecs-token-file", "ecs-token-var", "imds",
          "imds-slash")
+
+
 def need(kind: str) -> None:
     why = sdk.unavailable(kind)
     if why:

@@ -8,7 +8,7 @@ configured only by the environment a test gives it (:func:`client_env`):
   ``@aws-sdk/credential-providers`` instead of the client's default chain.
 * ``boto3``: boto3 from ``.venv`` (``tests/sdk/python/probe.py``).
 * ``rust``: the AWS SDK for Rust (``tests/sdk/rust``, ``aws-config`` + ``aws-sdk-sts``), the
-  binary ``$IAMRA_SDK_PROBE_RUST`` built by ``scripts/test.sh`` when its build is cached.
+  binary ``$SDK_MATRIX_RUST_CLIENT`` built by ``scripts/test.sh`` when its build is cached.
 * ``cli``: AWS CLI v1 from ``.venv`` (``aws sts get-caller-identity``), a new process per call,
   as a shell script uses it.
 
@@ -34,7 +34,7 @@ REGION = "us-east-1"
 
 
 def rust_probe() -> pathlib.Path | None:
-    path = os.environ.get("IAMRA_SDK_PROBE_RUST")
+    path = os.environ.get("SDK_MATRIX_RUST_CLIENT")
     return pathlib.Path(path) if path and pathlib.Path(path).is_file() else None
 
 
@@ -48,8 +48,8 @@ def unavailable(kind: str) -> str | None:
     elif kind == "rust":
         if rust_probe() is None:
             return ("the AWS SDK for Rust probe (tests/sdk/rust) is built only when its build is "
-                    "cached: scripts/test.sh builds it when $IAMRA_SDK_TARGET exists "
-                    "(IAMRA_SDK_RUST=1 forces the first build) and sets IAMRA_SDK_PROBE_RUST")
+                    "cached: scripts/test.sh builds it when $SDK_MATRIX_RUST_TARGET exists "
+                    "(SDK_MATRIX_RUST=1 forces the first build) and sets SDK_MATRIX_RUST_CLIENT")
     elif kind == "cli":
         if not (ROOT / ".venv" / "bin" / "aws").exists():
             return ".venv/bin/aws missing: run scripts/setup.sh"
