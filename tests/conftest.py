@@ -19,6 +19,8 @@ pytest_plugins = [
     "support.pki",
     "support.fake_ra",
     "support.openbao",
+    "support.sts",
+    "support.sdk_refresh",
 ]
 
 

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from fakes.rolesanywhere import FakeRolesAnywhere
 from support.fake_ra import ACCOUNT, PROFILE_ARN, REGION, ROLE_ARN, TA_ARN, ra_flags
-from support.openbao import ROOT, free_port
+from support.openbao import free_port
 
 ERROR_PREFIX = "iamra-bootstrap: error: "
 DURATION_RE = re.compile(r'duration_ms["\']?\s*[=:]\s*"?\d+')
@@ -717,34 +717,6 @@ def test_json_logs_on_failure_keep_the_error_line(init, openbao, ra):
 
 
 # ---- --verify against a local STS (moto) --------------------------------------------------
-
-@pytest.fixture(scope="session")
-def moto_sts(tmp_path_factory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    exe = ROOT / ".venv" / "bin" / "moto_server"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{url}/moto-api/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start:\n{log.read_text()}")
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
 
 def test_verify_logs_the_assumed_identity(init, openbao, ra, moto_sts):
     import botocore.session

@@ -84,8 +84,14 @@ pub(crate) fn load_or_create_token(path: &Path) -> std::io::Result<String> {
         && existing.len() == TOKEN_LEN
         && existing.iter().all(|b| b.is_ascii_hexdigit())
     {
-        // Re-assert the mode: the token is a secret.
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+        // The token is a secret: make it 0600 if others may read it. A file that is already
+        // private is left alone, so a read-only mount (a Kubernetes Secret with
+        // `defaultMode: 0400` that the app also reads into AWS_CONTAINER_AUTHORIZATION_TOKEN)
+        // works.
+        use std::os::unix::fs::PermissionsExt;
+        if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
         return Ok(String::from_utf8(existing).expect("hex is ASCII"));
     }
     let t = new_token();
@@ -166,6 +172,33 @@ mod tests {
         assert_ne!(third, first);
         assert_eq!(std::fs::read_to_string(&path).unwrap(), third);
         assert_ne!(new_token(), new_token());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_private_token_file_is_not_touched_and_a_readable_one_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("iamra-ecs-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        let token = "ab".repeat(32);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        for (given, kept) in [
+            (0o400, 0o400),
+            (0o600, 0o600),
+            (0o644, 0o600),
+            (0o440, 0o600),
+        ] {
+            std::fs::write(&path, &token).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(given)).unwrap();
+            let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+            assert_eq!(load_or_create_token(&path).unwrap(), token);
+            assert_eq!(mode(&path), kept, "{given:o}");
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().modified().unwrap(),
+                before
+            );
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,9 +3,16 @@
 //! with its token file is the better contract.
 //!
 //! - `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` (1–21600) → a token,
-//!   with the granted TTL echoed in the same response header, as real IMDS does (the Rust and
-//!   Go SDKs require it); requests carrying `X-Forwarded-For` are refused (403), as real IMDS
-//!   does.
+//!   with the granted TTL in the same response header, as real IMDS does (the Rust and Go SDKs
+//!   require it); requests carrying `X-Forwarded-For` are refused (403), as real IMDS does.
+//!   The grant is at most [`MAX_GRANTED_TTL`] (60 s), whatever was asked for: tokens die with
+//!   the process (below), and the AWS SDK for Rust keeps a token until 2 minutes before the TTL
+//!   it was granted and retries a 401 with that same token (aws-config 1.13
+//!   `imds/client/token.rs` `TOKEN_REFRESH_BUFFER`, `imds/client.rs` `classify_retry`), so after
+//!   a sidecar restart it would never get credentials again and would sign with its last,
+//!   expired ones. With a grant under 2 minutes it asks for a new token every time. The other
+//!   SDKs are unaffected: botocore and the JavaScript SDK ask for a token at every credentials
+//!   fetch, Go v2 caches it for the granted TTL and drops it on a 401.
 //! - `GET /latest/meta-data/iam/security-credentials/` → the role name;
 //! - `GET /latest/meta-data/iam/security-credentials/<role>` →
 //!   `{"Code":"Success","LastUpdated","Type":"AWS-HMAC","AccessKeyId","SecretAccessKey","Token","Expiration"}`.
@@ -13,7 +20,7 @@
 //! Every GET needs a live token in `X-aws-ec2-metadata-token` (401 otherwise). Tokens are not
 //! kept anywhere: a token is its expiry (on this process's monotonic clock) and an HMAC of it
 //! under a key made at start-up, so no client can crowd out another's token, and a restart
-//! invalidates them all (SDKs then fetch a new one, as after an instance reboot).
+//! invalidates them all (SDKs then fetch a new one within [`MAX_GRANTED_TTL`]).
 
 use std::time::{Duration, Instant};
 
@@ -26,8 +33,10 @@ use super::{Reply, State, body};
 /// The request and response header that carries the TTL.
 const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
-/// The longest TTL real IMDS grants (6 hours).
+/// The longest TTL a client may ask for (real IMDS: 6 hours).
 const MAX_TTL: u64 = 21_600;
+/// The longest TTL granted (see the module docs).
+pub(crate) const MAX_GRANTED_TTL: u64 = 60;
 /// How many bytes of the HMAC a token carries.
 const MAC_LEN: usize = 16;
 
@@ -94,8 +103,9 @@ pub(crate) fn handle(req: &Parts, s: &State) -> Reply {
         let ttl = header(TTL_HEADER).and_then(|v| v.trim().parse::<u64>().ok());
         return match ttl {
             Some(ttl) if (1..=MAX_TTL).contains(&ttl) => {
-                Reply::text(StatusCode::OK, tokens.issue(ttl, now))
-                    .with_header(TTL_HEADER, ttl.to_string())
+                let granted = ttl.min(MAX_GRANTED_TTL);
+                Reply::text(StatusCode::OK, tokens.issue(granted, now))
+                    .with_header(TTL_HEADER, granted.to_string())
             }
             _ => Reply::text(
                 StatusCode::BAD_REQUEST,
@@ -155,8 +165,33 @@ mod tests {
         }
         let r = put(&[(TTL_HEADER, "21600")]);
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.headers, vec![(TTL_HEADER, "21600".to_string())]);
         assert_eq!(r.body.len(), 48);
+    }
+
+    #[test]
+    fn the_grant_is_capped_and_is_what_the_header_says() {
+        let t = Tokens::default();
+        let s = state(None, true);
+        for (asked, granted) in [("1", 1), ("59", 59), ("60", 60), ("61", 60), ("21600", 60)] {
+            let r = handle(
+                &req(Method::PUT, "/latest/api/token", &[(TTL_HEADER, asked)]),
+                &s,
+            );
+            assert_eq!(r.status, StatusCode::OK, "{asked}");
+            assert_eq!(
+                r.headers,
+                vec![(TTL_HEADER, granted.to_string())],
+                "{asked}"
+            );
+        }
+        // Below the Rust SDK's 2-minute token refresh buffer, so it never reuses a token.
+        const { assert!(MAX_GRANTED_TTL < 120) };
+        // A token lives exactly as long as the header says.
+        let now = Instant::now();
+        let tok = t.issue(MAX_GRANTED_TTL, now);
+        let ttl = Duration::from_secs(MAX_GRANTED_TTL);
+        assert!(t.valid(&tok, now + ttl - Duration::from_millis(1)));
+        assert!(!t.valid(&tok, now + ttl));
     }
 
     #[test]
