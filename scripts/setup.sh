@@ -7,6 +7,9 @@
 #   - The AWS SDK for JavaScript v3 in tests/sdk/js (`npm ci` from its lock file, Node.js >= 20).
 #   - Rust target x86_64-unknown-linux-musl and Debian's musl-tools (static builds).
 #   - Debian's podman, buildah and runc (container test), only with SETUP_CONTAINERS=1.
+#   - arm64, only with SETUP_ARM64=1: Rust target aarch64-unknown-linux-musl, Debian's
+#     gcc-aarch64-linux-gnu (ring's C code and the link, see .cargo/config.toml) and
+#     qemu-user-static (runs the arm64 binary in the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,5 +66,12 @@ if [ "${SETUP_CONTAINERS:-0}" = 1 ]; then
       printf '[containers]\ndefault_ulimits = []\n' >>"$conf"
     fi
   fi
+fi
+if [ "${SETUP_ARM64:-0}" = 1 ]; then
+  if ! grep -qx aarch64-unknown-linux-musl <<<"$(rustup target list --installed)"; then
+    log "adding rust target aarch64-unknown-linux-musl"
+    rustup target add aarch64-unknown-linux-musl
+  fi
+  apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 fi
 log "ready"

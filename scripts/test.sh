@@ -30,6 +30,15 @@ else
        "(SDK_MATRIX_RUST=1 bash scripts/test.sh builds it once)"
 fi
 
+# arm64 (optional, slow: a second LTO build): built when asked (BUILD_ARM64=1), and kept up to
+# date when a previous build is cached; tests/test_arm64.py skips, saying why, without it.
+ARM64_BIN="$PWD/target/aarch64-unknown-linux-musl/release/iamra-bootstrap"
+if [ "${BUILD_ARM64:-0}" = 1 ] || [ -x "$ARM64_BIN" ]; then
+  echo "== release build (static, musl, arm64)"
+  bash scripts/build-arm64.sh
+  export IAMRA_ARM64_BIN="$ARM64_BIN"
+fi
+
 echo "== manifests and AWS documents"
 bash scripts/check-manifests.sh
 

@@ -5,9 +5,10 @@
 //! - profile:      `arn:<partition>:rolesanywhere:<region>:<account>:profile/<id>`
 //! - role:         `arn:<partition>:iam::<account>:role/<path/><name>`
 //! - the region is `--region`, else the trust anchor's; trust anchor and profile must agree.
-//! - the endpoint is `https://rolesanywhere.<region>.<dns suffix of the partition>`, unless
-//!   `--endpoint` / `AWS_ENDPOINT_URL_ROLESANYWHERE` name another (plain http allowed, a path
-//!   prefix is kept and signed as sent).
+//! - the endpoint is `https://rolesanywhere.<region>.<dns suffix of the partition>` (or its FIPS
+//!   or dual-stack form, [`crate::endpoints`]), unless `--endpoint` or a configured endpoint
+//!   (`AWS_ENDPOINT_URL_ROLESANYWHERE`, `AWS_ENDPOINT_URL`, ...) names another (plain http
+//!   allowed, a path prefix is kept and signed as sent).
 
 use std::fmt;
 
@@ -146,17 +147,9 @@ fn valid_region(region: &str) -> bool {
         && parts.next_back().is_some_and(|n| n.parse::<u8>().is_ok())
 }
 
-/// The DNS suffix of a partition's regional endpoints.
+/// The DNS suffix of a partition's regional endpoints ([`crate::endpoints::PARTITIONS`]).
 pub(crate) fn dns_suffix(partition: &str) -> Option<&'static str> {
-    Some(match partition {
-        "aws" | "aws-us-gov" => "amazonaws.com",
-        "aws-cn" => "amazonaws.com.cn",
-        "aws-iso" => "c2s.ic.gov",
-        "aws-iso-b" => "sc2s.sgov.gov",
-        "aws-iso-e" => "cloud.adc-e.uk",
-        "aws-iso-f" => "csp.hci.ic.gov",
-        _ => return None,
-    })
+    crate::endpoints::partition(partition).map(|p| p.dns_suffix)
 }
 
 /// The three ARNs, checked against each other, and the region they resolve to.
@@ -220,14 +213,25 @@ impl Target {
     }
 
     /// `https://rolesanywhere.<region>.<suffix>` for this target's partition.
+    #[cfg(test)]
     pub(crate) fn default_endpoint(&self) -> String {
-        self.service_endpoint("rolesanywhere")
+        self.endpoint(
+            crate::endpoints::Service::RolesAnywhere,
+            &crate::endpoints::EndpointSettings::default(),
+        )
+        .expect("no configured endpoint to conflict with")
     }
 
-    /// `https://<service>.<region>.<suffix>` for this target's region and partition.
-    pub(crate) fn service_endpoint(&self, service: &str) -> String {
-        let suffix = dns_suffix(&self.trust_anchor.partition).unwrap_or("amazonaws.com");
-        format!("https://{service}.{}.{suffix}", self.region)
+    /// The URL of `service` for this target's region and partition under `settings` (FIPS,
+    /// dual-stack, configured endpoints; [`crate::endpoints`]).
+    pub(crate) fn endpoint(
+        &self,
+        service: crate::endpoints::Service,
+        settings: &crate::endpoints::EndpointSettings,
+    ) -> Result<String, crate::endpoints::EndpointError> {
+        let partition = crate::endpoints::partition(&self.trust_anchor.partition)
+            .unwrap_or_else(|| crate::endpoints::partition_of_region(&self.region));
+        settings.url(service, &self.region, partition)
     }
 }
 

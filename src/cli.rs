@@ -35,6 +35,113 @@ pub enum Command {
     Serve(ServeArgs),
     /// Admission webhook: inject init or serve into pods annotated iamra-bootstrap/role-arn.
     Webhook(WebhookArgs),
+    /// Keep a profile of the credentials file fresh (aws_signing_helper update); --once: write once, exit.
+    Update(UpdateArgs),
+    /// Sign aws_signing_helper's fixed test string with a private key (checks a key offline).
+    SignString(SignStringArgs),
+    /// Print a certificate's key type, DER, decimal serial and algorithms (aws_signing_helper's JSON).
+    ReadCertificateData(ReadCertificateDataArgs),
+    /// Print the version (as --version does).
+    Version,
+}
+
+/// Certificate files for `serve` and `update`, as `credential-process` takes them; re-read at
+/// every refresh.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CertificateFileArgs {
+    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates); re-read at every refresh [default: a certificate from Vault]
+    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
+    pub certificate: Option<PathBuf>,
+    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; without it, --certificate may be a PKCS#12 file or one PEM file with the key; re-read at every refresh
+    #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
+    pub private_key: Option<PathBuf>,
+    /// Password of an encrypted PKCS#8 key or a PKCS#12 file (visible to `ps`: prefer --pkcs8-password-file)
+    #[arg(long, env = "IAMRA_PKCS8_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
+    pub(crate) pkcs8_password: Option<Secret>,
+    /// File whose content is that password (one trailing newline ignored)
+    #[arg(long, env = "IAMRA_PKCS8_PASSWORD_FILE", value_name = "PATH")]
+    pub pkcs8_password_file: Option<PathBuf>,
+    /// Intermediate certificates, PEM bundle, nearest issuer first
+    #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
+    pub intermediates: Option<PathBuf>,
+}
+
+/// `update`.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    /// Write the profile once and exit (else keep it fresh until stopped)
+    #[arg(long, env = "IAMRA_ONCE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub once: bool,
+    #[command(flatten, next_help_heading = "Certificate files (instead of Vault)")]
+    #[allow(missing_docs)]
+    pub files: CertificateFileArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub flow: FlowArgs,
+}
+
+/// `sign-string --digest`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignDigest {
+    /// SHA-256
+    #[default]
+    #[value(name = "SHA256")]
+    Sha256,
+    /// SHA-384
+    #[value(name = "SHA384")]
+    Sha384,
+    /// SHA-512
+    #[value(name = "SHA512")]
+    Sha512,
+}
+
+/// `sign-string --format`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SignFormat {
+    /// The hex signature as a JSON string
+    #[default]
+    Json,
+    /// The hex signature
+    Text,
+    /// The raw signature bytes
+    Bin,
+}
+
+/// `sign-string`.
+#[derive(Args, Debug)]
+pub struct SignStringArgs {
+    /// Certificate, PEM or DER; when given it must hold the key's public key
+    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
+    pub certificate: Option<PathBuf>,
+    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; RSA, EC P-256/P-384 or ML-DSA
+    #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
+    pub private_key: Option<PathBuf>,
+    /// Password of an encrypted PKCS#8 key (visible to `ps`: prefer --pkcs8-password-file)
+    #[arg(long, env = "IAMRA_PKCS8_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
+    pub(crate) pkcs8_password: Option<Secret>,
+    /// File whose content is that password (one trailing newline ignored)
+    #[arg(long, env = "IAMRA_PKCS8_PASSWORD_FILE", value_name = "PATH")]
+    pub pkcs8_password_file: Option<PathBuf>,
+    /// Digest the message is hashed with (ML-DSA signs the message itself)
+    #[arg(long, env = "IAMRA_SIGN_DIGEST", value_enum, ignore_case = true, default_value_t = SignDigest::Sha256)]
+    pub digest: SignDigest,
+    /// Output format (no trailing newline)
+    #[arg(long, env = "IAMRA_SIGN_FORMAT", value_enum, ignore_case = true, default_value_t = SignFormat::Json)]
+    pub format: SignFormat,
+    /// Say what is signed on stderr
+    #[arg(long, env = "IAMRA_DEBUG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub debug: bool,
+}
+
+/// `read-certificate-data`.
+#[derive(Args, Debug)]
+pub struct ReadCertificateDataArgs {
+    /// Certificate, PEM (the first certificate) or DER
+    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
+    pub certificate: Option<PathBuf>,
+    /// Accepted for aws_signing_helper compatibility (nothing else is logged)
+    #[arg(long, env = "IAMRA_DEBUG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub debug: bool,
 }
 
 /// Flags shared with `aws_signing_helper` for the session itself.
@@ -60,7 +167,7 @@ pub struct RolesAnywhereArgs {
     /// Signing region [default: the trust anchor ARN's region]
     #[arg(long, env = "IAMRA_REGION")]
     pub region: Option<String>,
-    /// Roles Anywhere endpoint URL (http allowed, for tests) [fallback env: AWS_ENDPOINT_URL_ROLESANYWHERE]
+    /// Roles Anywhere endpoint URL (http allowed, for tests) [fallback env: AWS_ENDPOINT_URL_ROLESANYWHERE, AWS_ENDPOINT_URL, ~/.aws/config] [default: https://rolesanywhere.<region>.<dns suffix>, FIPS/dual-stack per AWS_USE_FIPS_ENDPOINT, AWS_USE_DUALSTACK_ENDPOINT]
     #[arg(long, env = "IAMRA_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
     /// Role session name (the profile must accept one)
@@ -325,7 +432,7 @@ pub struct InitArgs {
     /// Check the credentials with STS GetCallerIdentity and log the assumed role
     #[arg(long, env = "IAMRA_VERIFY", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub verify: bool,
-    /// STS endpoint for --verify [default: https://sts.<region>.amazonaws.com]
+    /// STS endpoint for --verify [fallback env: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, ~/.aws/config] [default: https://sts.<region>.<dns suffix>, FIPS/dual-stack as for --endpoint]
     #[arg(long, env = "IAMRA_STS_ENDPOINT", value_name = "URL")]
     pub sts_endpoint: Option<String>,
     #[command(flatten)]
@@ -353,6 +460,23 @@ pub struct ServeArgs {
     /// Also serve IMDSv2 (token, role listing, credentials) on the same address
     #[arg(long, env = "IAMRA_IMDS", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub imds: bool,
+    /// IMDSv2 on 127.0.0.1:PORT, as aws_signing_helper serve --port (implies --imds; instead of --listen)
+    #[arg(
+        long,
+        env = "IAMRA_PORT",
+        value_name = "PORT",
+        conflicts_with = "listen"
+    )]
+    pub port: Option<u16>,
+    /// IP TTL (IPv6: hop limit) of the responses; 1 keeps them on this host
+    #[arg(long, env = "IAMRA_HOP_LIMIT", value_name = "HOPS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=255))]
+    pub hop_limit: u32,
+    #[command(
+        flatten,
+        next_help_heading = "Certificate files (instead of Vault; with nothing else asked, IMDSv2 on --listen as aws_signing_helper serve)"
+    )]
+    #[allow(missing_docs)]
+    pub files: CertificateFileArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub flow: FlowArgs,

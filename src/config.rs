@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,9 +22,10 @@ use crate::arn::{Arn, ArnKind, Target};
 use crate::aws::cache::Cache;
 use crate::aws::credentials_file::Output;
 use crate::cli::{
-    self, AuthMethod, CredentialProcessArgs, LogFormat, OutputArgs, RolesAnywhereArgs, ServeArgs,
-    TimeoutArgs, VaultArgs,
+    self, AuthMethod, CertificateFileArgs, CredentialProcessArgs, LogFormat, OutputArgs,
+    RolesAnywhereArgs, ServeArgs, TimeoutArgs, VaultArgs,
 };
+use crate::endpoints::{EndpointSettings, Service};
 use crate::http::Roots;
 use crate::keygen::KeyType;
 use crate::rolesanywhere::sign::{Endpoint, SessionParams};
@@ -168,11 +170,12 @@ pub(crate) fn rolesanywhere(
             a.session_duration
         ));
     }
-    let endpoint_raw = a
-        .endpoint
-        .clone()
-        .or_else(|| env.var("AWS_ENDPOINT_URL_ROLESANYWHERE"))
-        .unwrap_or_else(|| target.default_endpoint());
+    let endpoint_raw = match &a.endpoint {
+        Some(e) => e.clone(),
+        None => target
+            .endpoint(Service::RolesAnywhere, &endpoints(env)?)
+            .map_err(|e| ConfigError(e.0))?,
+    };
     let endpoint = Endpoint::parse(&endpoint_raw).map_err(ConfigError)?;
     if let Some(n) = &a.role_session_name {
         let ok = (2..=64).contains(&n.len())
@@ -195,6 +198,26 @@ pub(crate) fn rolesanywhere(
         with_proxy: a.with_proxy,
         debug: a.debug,
     })
+}
+
+/// FIPS, dual-stack and configured endpoints from the environment and the shared config file,
+/// as the AWS SDKs read them ([`crate::endpoints`]).
+pub(crate) fn endpoints(env: &dyn Env) -> Result<EndpointSettings, ConfigError> {
+    EndpointSettings::from_env(&|name| env.var(name)).map_err(|e| ConfigError(e.0))
+}
+
+/// The STS endpoint of `init --verify`: `--sts-endpoint`, else resolved as the SDKs do.
+pub(crate) fn sts_endpoint(
+    flag: Option<&str>,
+    target: &Target,
+    env: &dyn Env,
+) -> Result<String, ConfigError> {
+    match flag {
+        Some(url) => Ok(url.to_string()),
+        None => target
+            .endpoint(Service::Sts, &endpoints(env)?)
+            .map_err(|e| ConfigError(e.0)),
+    }
 }
 
 /// The Vault flags and Vault's own environment variables, validated, as a ready source (its
@@ -334,6 +357,23 @@ pub(crate) fn file_or_vault_source(
     a: &CredentialProcessArgs,
     env: &dyn Env,
 ) -> Result<Source, ConfigError> {
+    let files = CertificateFileArgs {
+        certificate: a.certificate.clone(),
+        private_key: a.private_key.clone(),
+        pkcs8_password: a.pkcs8_password.clone(),
+        pkcs8_password_file: a.pkcs8_password_file.clone(),
+        intermediates: a.intermediates.clone(),
+    };
+    files_or_vault(&files, &a.vault, env)
+}
+
+/// Certificate files when `--certificate` is given (with `--private-key`, or a PKCS#12 or
+/// key + certificate PEM file alone), else Vault (when its flags say where).
+pub(crate) fn files_or_vault(
+    a: &CertificateFileArgs,
+    vault: &VaultArgs,
+    env: &dyn Env,
+) -> Result<Source, ConfigError> {
     match (&a.certificate, &a.private_key) {
         // Without --private-key the certificate file may be a PKCS#12 file or hold the key.
         (Some(certificate), private_key) => Ok(Source::Files(FileSource {
@@ -343,16 +383,17 @@ pub(crate) fn file_or_vault_source(
             password: key_password(a.pkcs8_password.as_ref(), a.pkcs8_password_file.as_deref())?,
         })),
         (None, Some(_)) => err("missing --certificate for --private-key"),
+        (None, None) if a.intermediates.is_some() => err("--intermediates needs --certificate"),
         (None, None) => {
-            if a.vault.pki_role.is_none()
-                && a.vault.vault_addr.is_none()
+            if vault.pki_role.is_none()
+                && vault.vault_addr.is_none()
                 && env.var("VAULT_ADDR").is_none()
             {
                 return err(
                     "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault)",
                 );
             }
-            Ok(Source::Vault(Box::new(vault_source(&a.vault, env)?)))
+            Ok(Source::Vault(Box::new(vault_source(vault, env)?)))
         }
     }
 }
@@ -421,15 +462,37 @@ pub(crate) fn output(a: &OutputArgs, env: &dyn Env) -> Result<Output, ConfigErro
     })
 }
 
-/// `serve`'s listeners and endpoints; `role` names the role IMDS lists.
-pub(crate) fn serve(a: &ServeArgs, role: &Arn) -> serve::Settings {
-    serve::Settings {
-        listen: a.listen,
+/// `serve`'s listeners and endpoints; `role` names the role IMDS lists. `--port N` is IMDSv2
+/// on `127.0.0.1:N` (`aws_signing_helper serve`); so is a `serve` from certificate files with
+/// nothing else asked for (no ECS token, no credentials file), on `--listen`. Otherwise at
+/// least one of the three must be asked for.
+pub(crate) fn serve(
+    a: &ServeArgs,
+    role: &Arn,
+    from_files: bool,
+    writes_file: bool,
+) -> Result<serve::Settings, ConfigError> {
+    let (listen, listen_flag) = match a.port {
+        Some(port) => (SocketAddr::from(([127, 0, 0, 1], port)), "--port"),
+        None => (a.listen, "--listen"),
+    };
+    let helper_style =
+        a.auth_token_file.is_none() && !writes_file && (a.port.is_some() || from_files);
+    let imds = a.imds || helper_style;
+    if a.auth_token_file.is_none() && !imds && !writes_file {
+        return err(
+            "nothing to serve: pass --auth-token-file (ECS endpoint), --imds, or --credentials-file",
+        );
+    }
+    Ok(serve::Settings {
+        listen,
+        listen_flag,
+        hop_limit: a.hop_limit,
         health_listen: a.health_listen,
         auth_token_file: a.auth_token_file.clone(),
-        imds: a.imds,
+        imds,
         role_name: role.raw.rsplit('/').next().unwrap_or("role").to_string(),
-    }
+    })
 }
 
 /// The log format flag as the logger takes it.

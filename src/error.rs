@@ -91,6 +91,12 @@ impl From<SourceError> for Error {
         Error::Source(e)
     }
 }
+/// A certificate or key read outside a source (the offline commands).
+impl From<crate::material::MaterialError> for Error {
+    fn from(e: crate::material::MaterialError) -> Self {
+        Error::Source(SourceError::Material(e))
+    }
+}
 impl From<WriteError> for Error {
     fn from(e: WriteError) -> Self {
         Error::Output(e)

@@ -324,7 +324,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The DER of the first PEM block labelled `label`, if there is one.
-fn pem_block(bytes: &[u8], label: &str) -> Result<Option<Vec<u8>>, KeyError> {
+pub(crate) fn pem_block(bytes: &[u8], label: &str) -> Result<Option<Vec<u8>>, KeyError> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let Some(start) = bytes

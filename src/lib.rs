@@ -18,6 +18,7 @@ mod aws;
 mod cmd;
 mod config;
 mod credentials;
+mod endpoints;
 mod fsutil;
 mod http;
 mod keygen;
@@ -45,6 +46,19 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn run_command(cli: Cli) -> Result<(), Error> {
+    // Offline commands: no runtime, no logs.
+    match cli.command {
+        Command::Version => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            return writeln!(out, "iamra-bootstrap {}", env!("CARGO_PKG_VERSION"))
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")));
+        }
+        Command::SignString(a) => return cmd::sign_string::run(a),
+        Command::ReadCertificateData(a) => return cmd::read_certificate_data::run(a),
+        _ => {}
+    }
     let env = ProcessEnv;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,5 +94,13 @@ fn run_command(cli: Cli) -> Result<(), Error> {
             log(config::log_format(a.log.log_format), &a.log.log_level)?;
             rt.block_on(cmd::webhook::run(a))
         }
+        Command::Update(a) => {
+            log(
+                config::log_format(a.flow.log.log_format),
+                a.flow.log_level(),
+            )?;
+            rt.block_on(cmd::update::run(a, &env))
+        }
+        Command::Version | Command::SignString(_) | Command::ReadCertificateData(_) => Ok(()),
     }
 }

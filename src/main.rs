@@ -30,7 +30,12 @@ fn main() -> ExitCode {
     let termination_log = match &cli.command {
         Command::Init(a) => Some(a.flow.output.termination_log.clone()),
         Command::Serve(a) => Some(a.flow.output.termination_log.clone()),
-        Command::CredentialProcess(_) | Command::Webhook(_) => None,
+        Command::Update(a) => Some(a.flow.output.termination_log.clone()),
+        Command::CredentialProcess(_)
+        | Command::Webhook(_)
+        | Command::SignString(_)
+        | Command::ReadCertificateData(_)
+        | Command::Version => None,
     };
     match iamra_bootstrap::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -322,3 +322,43 @@ def test_serve_as_native_sidecar(image, openbao, ra, sa_token, tmp_path):
         assert body["Token"] and body["Expiration"]
     finally:
         podman("rm", "-f", "-t", "2", name)
+
+
+# ---- both architectures ------------------------------------------------------------------------
+
+ARM64_BIN = ROOT / "target/aarch64-unknown-linux-musl/release/iamra-bootstrap"
+AMD64_BIN = ROOT / "target/x86_64-unknown-linux-musl/release/iamra-bootstrap"
+
+
+@pytest.mark.skipif(not ARM64_BIN.is_file(),
+                    reason="arm64 binary not built: scripts/build-arm64.sh (or BUILD_ARM64=1 scripts/test.sh)")
+def test_multiarch_manifest_holds_both_images_within_the_size_limit(tmp_path):
+    """``build-image.sh --multiarch``: an amd64 and an arm64 image FROM scratch, each under the
+    size limit, and a manifest list naming the two (names of its own, not the shared :dev)."""
+    if PREBUILT:
+        pytest.skip("IAMRA_IMAGE is set: testing a prebuilt image, not building")
+    base = f"localhost/iamra-bootstrap-multiarch:{uuid.uuid4().hex[:12]}"
+    manifest = f"{base}-list"
+    env = {**os.environ, "IMAGE": base, "MANIFEST": manifest, "SKIP_CARGO_BUILD": "1"}
+    try:
+        proc = subprocess.run(["bash", str(ROOT / "scripts/build-image.sh"), "--multiarch"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        listed = json.loads(subprocess.run(["buildah", "manifest", "inspect", manifest],
+                                           capture_output=True, text=True, check=True).stdout)
+        archs = sorted(m["platform"]["architecture"] for m in listed["manifests"])
+        assert archs == ["amd64", "arm64"], listed
+        for image, arch, binary in ((base, "amd64", AMD64_BIN), (f"{base}-arm64", "arm64", ARM64_BIN)):
+            info = json.loads(podman("image", "inspect", image, check=True).stdout)[0]
+            assert info["Architecture"] == arch and info["Os"] == "linux"
+            assert info["Size"] <= MAX_IMAGE_BYTES, (image, info["Size"])
+            assert len(info["RootFS"]["Layers"]) == 1
+            labels = info["Config"]["Labels"]
+            import hashlib
+            assert labels["dev.iamra-bootstrap.binary.sha256"] == hashlib.sha256(
+                binary.read_bytes()).hexdigest()
+            assert info["Config"]["Entrypoint"] == ["/iamra-bootstrap"]
+            assert info["Config"]["User"] == f"{NOBODY}:{NOBODY}"
+    finally:
+        subprocess.run(["buildah", "manifest", "rm", manifest], capture_output=True)
+        podman("image", "rm", "-f", base, f"{base}-arm64")

@@ -738,3 +738,24 @@ def test_verify_failure_is_reported(init, openbao, ra):
     run = init("--verify", "--sts-endpoint", dead, ra=ra, timeout="10s")
     assert run.returncode != 0
     assert "sts" in run.error.lower() or "GetCallerIdentity" in run.error
+
+
+@pytest.mark.parametrize("env,host", [
+    ({"AWS_USE_FIPS_ENDPOINT": "true"}, "sts-fips.us-east-1.amazonaws.com:443"),
+    ({"AWS_USE_DUALSTACK_ENDPOINT": "true"}, "sts.us-east-1.api.aws:443"),
+    ({"AWS_ENDPOINT_URL_STS": "https://sts.example.test"}, "sts.example.test:443"),
+])
+def test_verify_resolves_sts_like_the_sdks(init, openbao, ra, env, host):
+    """The STS endpoint of --verify follows FIPS, dual-stack and AWS_ENDPOINT_URL_STS (the host
+    is recorded by a CONNECT proxy that refuses the tunnel; Roles Anywhere is plain http here)."""
+    from support.connect_proxy import RecordingConnectProxy
+
+    proxy = RecordingConnectProxy().start()
+    try:
+        run = init("--verify", "--with-proxy", ra=ra, timeout="3s",
+                   env={"HTTPS_PROXY": proxy.url, "https_proxy": proxy.url, **env})
+        assert run.returncode != 0
+        assert "GetCallerIdentity" in run.error or "sts" in run.error.lower()
+        assert set(proxy.take()) == {host}
+    finally:
+        proxy.stop()

@@ -25,10 +25,7 @@ pub(crate) async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     credentials_file::write_output(&output, &ra.target.region, &creds)?;
     if args.verify {
         let t = Instant::now();
-        let endpoint = args
-            .sts_endpoint
-            .clone()
-            .unwrap_or_else(|| ra.target.service_endpoint("sts"));
+        let endpoint = config::sts_endpoint(args.sts_endpoint.as_deref(), &ra.target, env)?;
         let who = sts::get_caller_identity(&client.http, &endpoint, &ra.target.region, &creds)
             .await
             .map_err(Error::Verify)?;

@@ -1,41 +1,46 @@
-//! `serve`: the sidecar. Obtains credentials exactly as `init` does, keeps them fresh for as
+//! `serve`: the sidecar. Obtains credentials from Vault or from certificate files (re-read at
+//! every refresh, their rotation watched: [`crate::source::files`]), keeps them fresh for as
 //! long as the pod runs ([`crate::serve::refresh`]), hands them out ([`crate::serve`]) and
-//! rewrites `--credentials-file` at every refresh when asked to.
+//! rewrites `--credentials-file` at every refresh when asked to. `--port`/`--hop-limit` and
+//! the certificate flags make it `aws_signing_helper serve`.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::aws::credentials_file::{self, Output};
 use crate::cli::ServeArgs;
-use crate::config::{self, ConfigError, Env};
+use crate::config::{self, Env};
 use crate::error::{Error, one_line};
 use crate::rolesanywhere::session::SessionClient;
 use crate::serve::{self, refresh};
 use crate::source::Source;
+use crate::source::files::Fingerprint;
 
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub(crate) async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
     let ra = config::rolesanywhere(&args.flow.ra, env)?;
     let timeout = config::timeout(&args.flow.deadline)?;
-    let source = Source::Vault(Box::new(config::vault_source(&args.flow.vault, env)?));
+    let source = config::files_or_vault(&args.files, &args.flow.vault, env)?;
     // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
     let output = match args.flow.output.credentials_file {
         Some(_) => Some(config::output(&args.flow.output, env)?),
         None => None,
     };
-    if args.auth_token_file.is_none() && !args.imds && output.is_none() {
-        return Err(ConfigError(
-            "nothing to serve: pass --auth-token-file (ECS endpoint), --imds, or --credentials-file".into(),
-        )
-        .into());
-    }
+    let settings = config::serve(
+        &args,
+        &ra.target.role,
+        source.files().is_some(),
+        output.is_some(),
+    )?;
     let refresher = Refresher {
         client: ra.client(None).map_err(Error::Other)?,
         region: ra.target.region.clone(),
         source,
         output,
         timeout,
+        watch_from: Mutex::new(None),
     };
-    serve::run(config::serve(&args, &ra.target.role), refresher).await?;
+    serve::run(settings, refresher).await?;
     Ok(())
 }
 
@@ -47,10 +52,15 @@ struct Refresher {
     output: Option<Output>,
     region: String,
     timeout: Duration,
+    /// What the certificate files held when the last refresh started (files only).
+    watch_from: Mutex<Option<Fingerprint>>,
 }
 
 impl refresh::Obtain for Refresher {
     async fn obtain(&self) -> Result<refresh::Fresh, String> {
+        // Before reading them: a rotation during the refresh still ends the next wait.
+        *self.watch_from.lock().unwrap_or_else(|p| p.into_inner()) =
+            self.source.files().map(|f| f.fingerprint());
         let deadline = Instant::now() + self.timeout;
         let got = self
             .source
@@ -66,5 +76,13 @@ impl refresh::Obtain for Refresher {
             credentials: got.credentials,
             cert_not_after: got.cert_not_after,
         })
+    }
+
+    async fn pause(&self, wait: Duration, watch: bool) {
+        let before = *self.watch_from.lock().unwrap_or_else(|p| p.into_inner());
+        match (self.source.files(), before) {
+            (Some(files), Some(before)) if watch => files.sleep_unless_changed(wait, before).await,
+            _ => tokio::time::sleep(wait).await,
+        }
     }
 }

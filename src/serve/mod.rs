@@ -7,11 +7,14 @@
 //!   to the pod IP while the credentials stay on loopback): `GET /healthz` (process alive),
 //!   `GET /readyz` (200 only while valid credentials exist: the native sidecar's
 //!   `startupProbe`), `GET /metrics` ([`metrics`]).
+//! - Every accepted connection answers with IP TTL (IPv6: hop limit) `--hop-limit`
+//!   ([`hop_limit`]); `--port N` is `--listen 127.0.0.1:N` with IMDSv2, as `aws_signing_helper serve`.
 //! - A client that does not finish its headers within 10 s is dropped.
 //! - SIGTERM or SIGINT: stop accepting, exit 0.
 
 mod body;
 pub(crate) mod ecs;
+pub(crate) mod hop_limit;
 pub(crate) mod imds;
 pub(crate) mod metrics;
 pub(crate) mod refresh;
@@ -38,6 +41,10 @@ use crate::credentials::Credentials;
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) listen: SocketAddr,
+    /// The flag `listen` came from (`--listen` or `--port`), for the bind error.
+    pub(crate) listen_flag: &'static str,
+    /// IP TTL / hop limit of every response.
+    pub(crate) hop_limit: u32,
     /// A second address serving only the health endpoints.
     pub(crate) health_listen: Option<SocketAddr>,
     /// Where the ECS endpoint's token is kept; `None` = no ECS endpoint.
@@ -205,7 +212,7 @@ pub(crate) async fn run(
             .await
             .map_err(|source| ServeError::Bind { addr, flag, source })
     };
-    let main = bind(settings.listen, "--listen").await?;
+    let main = bind(settings.listen, settings.listen_flag).await?;
     let health = match settings.health_listen {
         Some(a) => Some(bind(a, "--health-listen").await?),
         None => None,
@@ -213,12 +220,18 @@ pub(crate) async fn run(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(ServeError::Signal)?;
     let state = Arc::new(State::new(token, settings.imds, settings.role_name));
-    tracing::info!(listen = %settings.listen, health_listen = ?settings.health_listen, imds = settings.imds, ecs = state.token.is_some(), "serving");
+    tracing::info!(listen = %settings.listen, health_listen = ?settings.health_listen, imds = settings.imds, ecs = state.token.is_some(), hop_limit = settings.hop_limit, "serving");
 
     let refresh = tokio::spawn(refresh::run(refresher, state.clone()));
-    let mut tasks = vec![tokio::spawn(accept(main, state.clone(), Routes::All))];
+    let hops = settings.hop_limit;
+    let mut tasks = vec![tokio::spawn(accept(main, state.clone(), Routes::All, hops))];
     if let Some(h) = health {
-        tasks.push(tokio::spawn(accept(h, state.clone(), Routes::HealthOnly)));
+        tasks.push(tokio::spawn(accept(
+            h,
+            state.clone(),
+            Routes::HealthOnly,
+            hops,
+        )));
     }
     tokio::select! {
         _ = term.recv() => {}
@@ -232,7 +245,7 @@ pub(crate) async fn run(
     Ok(())
 }
 
-async fn accept(listener: TcpListener, state: Arc<State>, routes: Routes) {
+async fn accept(listener: TcpListener, state: Arc<State>, routes: Routes, hop_limit: u32) {
     loop {
         let stream = match listener.accept().await {
             Ok((s, _)) => s,
@@ -243,6 +256,11 @@ async fn accept(listener: TcpListener, state: Arc<State>, routes: Routes) {
             }
         };
         let _ = stream.set_nodelay(true);
+        if let Err(e) = hop_limit::apply(&stream, hop_limit) {
+            // Never answer with a TTL other than the one asked for.
+            tracing::warn!(error = %e, "cannot set the hop limit; closing the connection");
+            continue;
+        }
         let state = state.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {

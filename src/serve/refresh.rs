@@ -4,7 +4,10 @@
 //! token, a new key and certificate, CreateSession; for files, the files re-read) at the time
 //! [`next_refresh`] picks. A failure is retried with capped exponential backoff and full jitter
 //! (1 s doubling to 60 s) while the current credentials keep being served, never past their
-//! expiry ([`super::State::valid`]).
+//! expiry ([`super::State::valid`]). Between two refreshes the loop waits through
+//! [`Obtain::pause`], which may end early: the file source does when its certificate files are
+//! rotated, if the certificate in use expires before the credentials it minted (`watch`) or
+//! after a failure.
 //!
 //! The schedule is a pure function of the credentials' issue and expiry times, the clock and a
 //! random draw, so it is tested without sleeping. The rule:
@@ -34,8 +37,8 @@ use crate::timefmt::{self, Style};
 /// The shortest wait between refreshes.
 pub(crate) const MIN_WAIT: Duration = Duration::from_secs(5);
 /// Backoff between failed refreshes: full jitter, from 1 s doubling up to 60 s.
-const RETRY_BASE: Duration = Duration::from_secs(1);
-const RETRY_CAP: Duration = Duration::from_secs(60);
+pub(crate) const RETRY_BASE: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_CAP: Duration = Duration::from_secs(60);
 
 /// What one refresh produced.
 #[derive(Debug)]
@@ -48,6 +51,13 @@ pub(crate) struct Fresh {
 /// One run of the flow that yields fresh credentials, or the one-line reason it failed.
 pub(crate) trait Obtain: Send + Sync + 'static {
     fn obtain(&self) -> impl Future<Output = Result<Fresh, String>> + Send;
+
+    /// Waits `wait` before the next refresh; with `watch`, may return as soon as the
+    /// identity's inputs change (rotated certificate files).
+    fn pause(&self, wait: Duration, watch: bool) -> impl Future<Output = ()> + Send {
+        let _ = watch;
+        tokio::time::sleep(wait)
+    }
 }
 
 /// Refreshes forever (the caller aborts the task at shutdown).
@@ -56,9 +66,11 @@ pub(crate) async fn run(source: impl Obtain, state: Arc<State>) {
     let mut failures: u32 = 0;
     loop {
         let started = OffsetDateTime::now_utc();
-        let wait = match source.obtain().await {
+        let (wait, watch) = match source.obtain().await {
             Ok(fresh) => {
                 let expires = fresh.credentials.expiration;
+                // The certificate dies before its credentials: its rotation must not wait.
+                let watch = fresh.cert_not_after < expires;
                 state.set(Current {
                     creds: fresh.credentials,
                     cert_not_after: fresh.cert_not_after,
@@ -68,17 +80,20 @@ pub(crate) async fn run(source: impl Obtain, state: Arc<State>) {
                 failures = 0;
                 let wait = next_refresh(started, expires, OffsetDateTime::now_utc(), random_unit());
                 tracing::info!(expiration = %timefmt::format(expires, Style::Rfc3339), next_refresh_s = wait.as_secs(), "credentials refreshed");
-                wait
+                (wait, watch)
             }
             Err(e) => {
                 state.metrics.failures.fetch_add(1, Relaxed);
                 let still_valid = state.valid().map(|c| c.creds.expiration_rfc3339());
                 tracing::warn!(error = %e, serving_until = still_valid.as_deref().unwrap_or("nothing valid"), "refresh failed, will retry");
                 failures = failures.saturating_add(1);
-                full_jitter(RETRY_BASE, RETRY_CAP, failures - 1, random_unit())
+                (
+                    full_jitter(RETRY_BASE, RETRY_CAP, failures - 1, random_unit()),
+                    true,
+                )
             }
         };
-        tokio::time::sleep(wait).await;
+        source.pause(wait, watch).await;
     }
 }
 

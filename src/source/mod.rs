@@ -107,6 +107,14 @@ impl From<SessionError> for SourceError {
 }
 
 impl Source {
+    /// The certificate files, when the identity comes from files.
+    pub(crate) fn files(&self) -> Option<&files::FileSource> {
+        match self {
+            Source::Files(f) => Some(f),
+            Source::Vault(_) => None,
+        }
+    }
+
     /// This source's part of the cache key: every input that changes the credentials it
     /// obtains (for files: the certificate, chain and public key as they are now).
     pub(crate) fn key_parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {

@@ -1,0 +1,125 @@
+//! `read-certificate-data --certificate F`: `aws_signing_helper read-certificate-data` for a
+//! certificate file.
+//!
+//! Contract (the helper's `ReadCertificateData`, read not copied): stdout is compact JSON, no
+//! trailing newline, keys in this order: `keyType` (`RSA`, `EC`, or the ML-DSA variant
+//! `ML-DSA-44|65|87`; empty for other keys), `certificateData` (the first certificate's DER,
+//! standard base64), `serialNumber` (decimal), `supportedAlgorithms` (`<keyType>SHA256`,
+//! `<keyType>SHA384`, `<keyType>SHA512`; for ML-DSA just the variant). PEM (first certificate)
+//! or DER.
+
+use std::io::Write;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Serialize;
+use x509_parser::prelude::FromDer;
+
+use crate::cli::ReadCertificateDataArgs;
+use crate::config::ConfigError;
+use crate::error::Error;
+use crate::material::{self, MaterialError};
+
+/// The helper's `CertificateData`, field order as it prints them.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct CertificateData {
+    /// `RSA`, `EC`, `ML-DSA-*` or empty.
+    #[serde(rename = "keyType")]
+    pub(crate) key_type: String,
+    /// Base64 DER.
+    #[serde(rename = "certificateData")]
+    pub(crate) certificate_data: String,
+    /// Decimal serial.
+    #[serde(rename = "serialNumber")]
+    pub(crate) serial_number: String,
+    /// Algorithms by key type.
+    #[serde(rename = "supportedAlgorithms")]
+    pub(crate) supported_algorithms: Vec<String>,
+}
+
+/// Describes one certificate's DER.
+pub(crate) fn describe(der: &[u8], origin: &str) -> Result<CertificateData, MaterialError> {
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
+        MaterialError::BadCertificate {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        }
+    })?;
+    let oid = cert.public_key().algorithm.algorithm.to_id_string();
+    let (key_type, algorithms) = match oid.as_str() {
+        "1.2.840.113549.1.1.1" => ("RSA".to_string(), None),
+        "1.2.840.10045.2.1" => ("EC".to_string(), None),
+        "2.16.840.1.101.3.4.3.17" => ("ML-DSA-44".to_string(), Some(vec!["ML-DSA-44".into()])),
+        "2.16.840.1.101.3.4.3.18" => ("ML-DSA-65".to_string(), Some(vec!["ML-DSA-65".into()])),
+        "2.16.840.1.101.3.4.3.19" => ("ML-DSA-87".to_string(), Some(vec!["ML-DSA-87".into()])),
+        _ => (String::new(), None),
+    };
+    let supported_algorithms = algorithms.unwrap_or_else(|| {
+        ["SHA256", "SHA384", "SHA512"]
+            .iter()
+            .map(|h| format!("{key_type}{h}"))
+            .collect()
+    });
+    Ok(CertificateData {
+        key_type,
+        certificate_data: B64.encode(der),
+        serial_number: cert.tbs_certificate.serial.to_str_radix(10),
+        supported_algorithms,
+    })
+}
+
+/// Runs the command.
+pub(crate) fn run(args: ReadCertificateDataArgs) -> Result<(), Error> {
+    let path = args
+        .certificate
+        .as_ref()
+        .ok_or_else(|| ConfigError("missing --certificate: the certificate file to read".into()))?;
+    let bytes = std::fs::read(path).map_err(|source| MaterialError::Read {
+        what: "certificate",
+        path: path.clone(),
+        source,
+    })?;
+    let origin = path.display().to_string();
+    let leaf = material::parse_certificates(&bytes, &origin)?.remove(0);
+    let data = describe(&leaf, &origin)?;
+    let json = serde_json::to_string(&data).map_err(|e| Error::Other(e.to_string()))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(json.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kat_certificate() {
+        let pem = include_bytes!("../../tests/data/kat/cert.pem");
+        let der = material::parse_certificates(pem, "cert.pem")
+            .unwrap()
+            .remove(0);
+        let d = describe(&der, "cert.pem").unwrap();
+        assert_eq!(d.key_type, "RSA");
+        assert_eq!(
+            d.serial_number,
+            "337562787801933536189724934726614584366112857655"
+        );
+        assert_eq!(
+            d.supported_algorithms,
+            ["RSASHA256", "RSASHA384", "RSASHA512"]
+        );
+        assert_eq!(
+            d.certificate_data,
+            include_str!("../../tests/data/kat/cert.der.b64").trim()
+        );
+        let json = serde_json::to_string(&d).unwrap();
+        assert!(
+            json.starts_with("{\"keyType\":\"RSA\",\"certificateData\":\""),
+            "{json}"
+        );
+        assert!(
+            json.ends_with(",\"supportedAlgorithms\":[\"RSASHA256\",\"RSASHA384\",\"RSASHA512\"]}")
+        );
+    }
+}
