@@ -7,7 +7,9 @@
 //!   the smaller of the two;
 //! - the delay before retry `n` (0-based) is uniform(0, min(cap, base × 2ⁿ)) ("full jitter", so
 //!   a fleet started together spreads out), raised to any `Retry-After` the server sent;
-//! - no retry starts if its delay would reach the deadline, nor after `max_attempts`.
+//! - a delay that would reach the deadline becomes a last try halfway to it (down to 200 ms
+//!   left), so a run keeps trying until close to its deadline; no retry starts after
+//!   `max_attempts`, nor when the server's `Retry-After` reaches past the deadline.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -72,15 +74,19 @@ where
             Ok(Outcome::Fatal(e)) => return Err(Failure::Fatal(e)),
             Ok(Outcome::Retry { why, after }) => (why, after),
         };
-        let delay = full_jitter(policy.base, policy.cap, made - 1, random_unit())
-            .max(after.unwrap_or_default());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let delay = next_delay(
+            full_jitter(policy.base, policy.cap, made - 1, random_unit()),
+            after,
+            left,
+        );
         let out_of_attempts = policy.max_attempts.is_some_and(|m| made >= m);
-        if out_of_attempts || Instant::now() + delay >= deadline {
+        let Some(delay) = delay.filter(|_| !out_of_attempts) else {
             return Err(Failure::GaveUp {
                 attempts: made,
                 last: why,
             });
-        }
+        };
         tracing::warn!(
             op,
             attempt = made,
@@ -89,6 +95,26 @@ where
             "{what} failed, will retry"
         );
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The least time left worth one more attempt when the drawn delay would reach the deadline.
+const LAST_TRY_MIN: Duration = Duration::from_millis(200);
+
+/// The delay before the next attempt, given the drawn `jitter`, the server's `Retry-After` and
+/// the time `left` before the deadline; `None` = give up. A draw that would reach the deadline
+/// is shortened to half the time left (so a run keeps trying until close to its `--timeout`
+/// instead of stopping early on an unlucky draw), unless the server asked to wait that long or
+/// too little time is left.
+fn next_delay(jitter: Duration, after: Option<Duration>, left: Duration) -> Option<Duration> {
+    let after = after.unwrap_or_default();
+    let delay = jitter.max(after);
+    if delay < left {
+        Some(delay)
+    } else if after < left && left >= LAST_TRY_MIN {
+        Some((left / 2).max(after))
+    } else {
+        None
     }
 }
 
@@ -134,6 +160,45 @@ mod tests {
         assert_eq!(full_jitter(b, c, 63, 1.0), c);
         assert_eq!(full_jitter(b, c, 5, 0.0), Duration::ZERO);
         assert!((0.0..1.0).contains(&random_unit()));
+    }
+
+    #[test]
+    fn a_draw_past_the_deadline_becomes_a_last_try_halfway() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_delay(ms(100), None, ms(1000)), Some(ms(100)));
+        assert_eq!(next_delay(ms(100), Some(ms(300)), ms(1000)), Some(ms(300)));
+        // The draw would reach the deadline: half the time left instead.
+        assert_eq!(next_delay(ms(2500), None, ms(2000)), Some(ms(1000)));
+        assert_eq!(
+            next_delay(ms(2500), Some(ms(1500)), ms(2000)),
+            Some(ms(1500))
+        );
+        // The server asks for more than is left, or too little is left: give up.
+        assert_eq!(next_delay(ms(10), Some(ms(3000)), ms(2000)), None);
+        assert_eq!(next_delay(ms(500), None, ms(150)), None);
+    }
+
+    #[tokio::test]
+    async fn keeps_trying_until_close_to_the_deadline() {
+        let t = Instant::now();
+        let slow = Policy {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(10),
+            max_attempts: None,
+        };
+        let r: Result<(), Failure<()>> =
+            run("t", "", slow, t + Duration::from_millis(800), || async {
+                retry(None)
+            })
+            .await;
+        assert!(matches!(r, Err(Failure::GaveUp { .. })));
+        // Without the last tries it would have given up at once on a 0-5 s draw.
+        assert!(
+            t.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
     }
 
     const FAST: Policy = Policy {
