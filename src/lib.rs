@@ -15,6 +15,7 @@ mod error;
 
 mod arn;
 mod aws;
+mod bounded;
 mod cmd;
 mod config;
 mod credentials;
@@ -22,6 +23,7 @@ mod fsutil;
 mod http;
 mod keygen;
 mod keys;
+mod limits;
 mod logging;
 mod material;
 mod retry;
