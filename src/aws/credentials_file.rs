@@ -106,6 +106,21 @@ fn key_of(line: &str) -> Option<String> {
     Some(k.trim().to_ascii_lowercase())
 }
 
+enum LineKind {
+    BlankOrComment,
+    /// Anything else, with its indentation.
+    Other(usize),
+}
+
+fn line_kind(line: &str) -> LineKind {
+    let t = line.trim();
+    if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+        LineKind::BlankOrComment
+    } else {
+        LineKind::Other(line.len() - line.trim_start().len())
+    }
+}
+
 /// Sets `values` in section `[section]` of an INI text, dropping the section's lines whose key
 /// is in `owned`; everything else is kept. Adds the section at the end when missing.
 pub(crate) fn set_section(
@@ -118,7 +133,21 @@ pub(crate) fn set_section(
     let new_lines: String = values.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     let mut in_target = false;
     let mut written = false;
+    // After a dropped key, its continuation lines go too: as Python's configparser (botocore)
+    // reads it, a line indented deeper than the key continues its value, across blank and
+    // comment lines (those are kept).
+    let mut dropping_value: Option<usize> = None;
     for line in existing.split_inclusive('\n') {
+        if let Some(key_indent) = dropping_value {
+            match line_kind(line) {
+                LineKind::BlankOrComment => {
+                    out.push_str(line);
+                    continue;
+                }
+                LineKind::Other(indent) if indent > key_indent => continue,
+                LineKind::Other(_) => dropping_value = None,
+            }
+        }
         if let Some(name) = section_name(line) {
             in_target = name == section;
             out.push_str(line);
@@ -132,6 +161,7 @@ pub(crate) fn set_section(
             continue;
         }
         if in_target && key_of(line).is_some_and(|k| owned.contains(&k.as_str())) {
+            dropping_value = Some(line.len() - line.trim_start().len());
             continue;
         }
         out.push_str(line);
@@ -235,3 +265,6 @@ mod tests {
         assert_eq!(after, "[a]\nx = 1\n\n[b]\naws_access_key_id = B\n");
     }
 }
+
+#[cfg(test)]
+mod proptests;
