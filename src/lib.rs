@@ -20,6 +20,8 @@ mod cmd;
 mod config;
 mod credentials;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod keygen;
 mod keys;

@@ -146,7 +146,7 @@ pub fn check_credentials(
         return bad(format!(
             "the credentials expired {} s ago (expiration {}); check the system clock",
             -left,
-            crate::material::fmt_time(expiration)
+            crate::timefmt::format(expiration, crate::timefmt::Style::Human)
         ));
     }
     if let Some(d) = duration_seconds
@@ -154,7 +154,7 @@ pub fn check_credentials(
     {
         return bad(format!(
             "the credentials claim {left} s of validity for a {d} s session (expiration {}); check the system clock",
-            crate::material::fmt_time(expiration)
+            crate::timefmt::format(expiration, crate::timefmt::Style::Human)
         ));
     }
     Ok(())

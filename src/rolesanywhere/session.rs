@@ -235,7 +235,7 @@ impl SessionClient {
     }
 }
 
-fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
+pub(crate) fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
     let r: Response = serde_json::from_slice(body)
         .map_err(|e| SessionError::BadResponse(format!("not a CreateSession JSON body ({e})")))?;
     let set = r
@@ -259,7 +259,7 @@ fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
 }
 
 /// The AWS error code and message of a failed response.
-fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
+pub(crate) fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let field = |names: &[&str]| {
         names

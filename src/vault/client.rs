@@ -215,7 +215,7 @@ impl VaultClient {
 }
 
 /// Vault's `errors` array as one line.
-fn vault_errors(body: &str) -> String {
+pub(crate) fn vault_errors(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or_default();
     let list: Vec<String> = v["errors"]
         .as_array()
