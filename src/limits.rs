@@ -81,9 +81,9 @@ pub fn quote(value: &str) -> String {
 
 /// A byte count as `1 MiB`, `64 KiB` or `12 bytes`.
 pub fn human_bytes(n: u64) -> String {
-    if n >= MIB && n % MIB == 0 {
+    if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{} KiB", n / KIB)
     } else {
         format!("{n} bytes")
