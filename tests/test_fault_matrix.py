@@ -28,12 +28,14 @@ import time
 import resource
 
 import pytest
+import requests
 
 from conftest import clean_env
 from fakes.faulty import FaultyServer, good_credentials, session_body
 from support.cli import (EXIT_OUTPUT, EXIT_ROLES_ANYWHERE, EXIT_USAGE, EXIT_VAULT,
                          assert_error)
 from support.fake_ra import PROFILE_ARN, ROLE_ARN, TA_ARN
+from support.openbao import free_port, terminate
 
 TIMEOUT = 3
 BOUND = TIMEOUT + 1.5
@@ -344,3 +346,35 @@ def test_cache_lock_held_by_another_process(cp, tmp_path):
     assert '"AccessKeyId"' in r.stdout
     with open(lock) as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+# ---- serve -----------------------------------------------------------------------------------
+
+def test_serve_never_writes_or_serves_expired_credentials(iamra_bin, faulty, home, tmp_path,
+                                                          creds_file):
+    faulty.ra_mode = "json"
+    faulty.ra_json = expired()
+    port = free_port()
+    token_file = tmp_path / "ecs-token"
+    proc = subprocess.Popen(
+        [str(iamra_bin), "serve", "--trust-anchor-arn", TA_ARN, "--profile-arn", PROFILE_ARN,
+         "--role-arn", ROLE_ARN, "--endpoint", faulty.ra_endpoint, "--vault-addr", faulty.url,
+         "--vault-auth", "token", "--pki-role", "workload", "--common-name",
+         "workload.test.invalid", "--credentials-file", str(creds_file), "--auth-token-file",
+         str(token_file), "--listen", f"127.0.0.1:{port}", "--timeout", "2s"],
+        env=clean_env({"VAULT_TOKEN": "s.given"}, home=home),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while faulty.hits["ra"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert faulty.hits["ra"] >= 2, "serve never asked Roles Anywhere (twice)"
+        base = f"http://127.0.0.1:{port}"
+        r = requests.get(base + "/v1/credentials", timeout=5,
+                         headers={"Authorization": token_file.read_text()})
+        assert r.status_code == 503, r.text
+        assert requests.get(base + "/readyz", timeout=5).status_code == 503
+        assert_unchanged(creds_file)
+    finally:
+        terminate(proc)
+
