@@ -21,7 +21,7 @@ use crate::limits::human_bytes;
 
 /// Why a bounded read failed.
 #[derive(Debug)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     /// The OS refused (missing file, permissions, ...).
     Io(std::io::Error),
     /// More than `cap` bytes.
@@ -59,7 +59,7 @@ impl std::error::Error for ReadError {}
 
 impl ReadError {
     /// The I/O error kind behind this failure (`TimedOut`/`InvalidData` for our own).
-    pub fn kind(&self) -> std::io::ErrorKind {
+    pub(crate) fn kind(&self) -> std::io::ErrorKind {
         match self {
             ReadError::Io(e) => e.kind(),
             ReadError::TooLarge { .. } => std::io::ErrorKind::InvalidData,
@@ -68,7 +68,7 @@ impl ReadError {
     }
 
     /// As an `io::Error` (for callers whose error type carries one).
-    pub fn into_io(self) -> std::io::Error {
+    pub(crate) fn into_io(self) -> std::io::Error {
         match self {
             ReadError::Io(e) => e,
             other => std::io::Error::new(other.kind(), other.to_string()),
@@ -77,7 +77,7 @@ impl ReadError {
 }
 
 /// Reads up to `cap` bytes from `r`; more is [`ReadError::TooLarge`].
-pub fn read_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_capped(r: impl Read, cap: u64) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::new();
     r.take(cap.saturating_add(1))
         .read_to_end(&mut buf)
@@ -112,7 +112,7 @@ fn spawn_read(path: &Path, cap: u64) -> std::sync::mpsc::Receiver<Result<Vec<u8>
 
 /// Reads the file at `path`: at most `cap` bytes, given up at `deadline`. Blocks the calling
 /// thread; async code uses [`read_file_async`].
-pub fn read_file(path: &Path, cap: u64, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_file(path: &Path, cap: u64, deadline: Instant) -> Result<Vec<u8>, ReadError> {
     let start = Instant::now();
     // Regular files cannot block: no thread needed.
     if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
@@ -128,7 +128,7 @@ pub fn read_file(path: &Path, cap: u64, deadline: Instant) -> Result<Vec<u8>, Re
 }
 
 /// [`read_file`] without blocking the async runtime (`serve` answers requests meanwhile).
-pub async fn read_file_async(
+pub(crate) async fn read_file_async(
     path: &Path,
     cap: u64,
     deadline: Instant,
@@ -159,7 +159,7 @@ pub async fn read_file_async(
 }
 
 /// Reads a response body: at most `cap` bytes, given up at `deadline`.
-pub async fn read_body(
+pub(crate) async fn read_body(
     mut resp: reqwest::Response,
     cap: u64,
     deadline: Instant,
@@ -189,7 +189,7 @@ pub async fn read_body(
 
 /// Why a response body could not be read.
 #[derive(Debug)]
-pub enum BodyError {
+pub(crate) enum BodyError {
     /// The connection failed or timed out in reqwest.
     Http(reqwest::Error),
     /// Over the cap, or past the deadline.

@@ -23,54 +23,56 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 /// `--certificate` and `--intermediates`: a leaf or a bundle of PEM certificates.
-pub const MAX_CERTIFICATE_FILE: u64 = MIB;
+pub(crate) const MAX_CERTIFICATE_FILE: u64 = MIB;
 /// `--private-key` (an RSA-8192 PKCS#8 PEM is under 7 KiB).
-pub const MAX_PRIVATE_KEY_FILE: u64 = 256 * KIB;
+pub(crate) const MAX_PRIVATE_KEY_FILE: u64 = 256 * KIB;
 /// The ServiceAccount token / JWT file (a projected token is 1–2 KiB).
-pub const MAX_TOKEN_FILE: u64 = 64 * KIB;
+pub(crate) const MAX_TOKEN_FILE: u64 = 64 * KIB;
+/// `--pkcs8-password-file`.
+pub(crate) const MAX_PASSWORD_FILE: u64 = 4 * KIB;
 /// The AppRole secret id file (a UUID).
-pub const MAX_SECRET_ID_FILE: u64 = 4 * KIB;
+pub(crate) const MAX_SECRET_ID_FILE: u64 = 4 * KIB;
 /// `VAULT_CACERT` and each file in `VAULT_CAPATH` (a full system bundle is ~200 KiB).
-pub const MAX_CA_FILE: u64 = 4 * MIB;
+pub(crate) const MAX_CA_FILE: u64 = 4 * MIB;
 /// One credential-process cache entry.
-pub const MAX_CACHE_ENTRY: u64 = 64 * KIB;
+pub(crate) const MAX_CACHE_ENTRY: u64 = 64 * KIB;
 /// An existing credentials or config file that is merged into.
-pub const MAX_INI_FILE: u64 = 4 * MIB;
+pub(crate) const MAX_INI_FILE: u64 = 4 * MIB;
 /// A Vault response body (a PKI answer with a chain is ~10 KiB).
-pub const MAX_VAULT_BODY: u64 = MIB;
+pub(crate) const MAX_VAULT_BODY: u64 = MIB;
 /// A Roles Anywhere CreateSession response body (~3 KiB).
-pub const MAX_ROLESANYWHERE_BODY: u64 = 256 * KIB;
+pub(crate) const MAX_ROLESANYWHERE_BODY: u64 = 256 * KIB;
 /// An STS GetCallerIdentity response body (`--verify`, ~1 KiB).
-pub const MAX_STS_BODY: u64 = 64 * KIB;
+pub(crate) const MAX_STS_BODY: u64 = 64 * KIB;
 
 /// IAM role ARNs (`arnType` in the IAM model).
-pub const MAX_ROLE_ARN_LEN: usize = 2048;
+pub(crate) const MAX_ROLE_ARN_LEN: usize = 2048;
 /// The role name in a role ARN.
-pub const MAX_ROLE_NAME_LEN: usize = 64;
+pub(crate) const MAX_ROLE_NAME_LEN: usize = 64;
 /// The role path (`/a/b/`, slashes included).
-pub const MAX_ROLE_PATH_LEN: usize = 512;
+pub(crate) const MAX_ROLE_PATH_LEN: usize = 512;
 /// Trust anchor and profile ARNs (`AmazonResourceName` in the Roles Anywhere model).
-pub const MAX_ROLESANYWHERE_ARN_LEN: usize = 1011;
+pub(crate) const MAX_ROLESANYWHERE_ARN_LEN: usize = 1011;
 /// `--role-session-name`.
-pub const MAX_ROLE_SESSION_NAME_LEN: usize = 64;
+pub(crate) const MAX_ROLE_SESSION_NAME_LEN: usize = 64;
 /// `--profile`.
-pub const MAX_PROFILE_NAME_LEN: usize = 128;
+pub(crate) const MAX_PROFILE_NAME_LEN: usize = 128;
 
 /// Access key ids (IAM `accessKeyIdType`: 16–128 word characters).
-pub const MAX_ACCESS_KEY_ID_LEN: usize = 128;
+pub(crate) const MAX_ACCESS_KEY_ID_LEN: usize = 128;
 /// Secret access keys (40 characters today).
-pub const MAX_SECRET_ACCESS_KEY_LEN: usize = 256;
+pub(crate) const MAX_SECRET_ACCESS_KEY_LEN: usize = 256;
 /// Session tokens (AWS fixes no size; real ones are 400–1500 characters).
-pub const MAX_SESSION_TOKEN_LEN: usize = 16 * 1024;
+pub(crate) const MAX_SESSION_TOKEN_LEN: usize = 16 * 1024;
 /// Slack allowed between our clock and the issuer's when checking an expiration.
-pub const CLOCK_SKEW_SECONDS: i64 = 300;
+pub(crate) const CLOCK_SKEW_SECONDS: i64 = 300;
 
 /// The most characters of an offending value quoted in an error line.
-pub const MAX_QUOTED_CHARS: usize = 96;
+pub(crate) const MAX_QUOTED_CHARS: usize = 96;
 
 /// `value` as `"…"` for an error line: at most [`MAX_QUOTED_CHARS`] characters, the rest
 /// replaced by a count.
-pub fn quote(value: &str) -> String {
+pub(crate) fn quote(value: &str) -> String {
     let n = value.chars().count();
     if n <= MAX_QUOTED_CHARS {
         return format!("{value:?}");
@@ -80,7 +82,7 @@ pub fn quote(value: &str) -> String {
 }
 
 /// A byte count as `1 MiB`, `64 KiB` or `12 bytes`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else if n >= KIB && n.is_multiple_of(KIB) {
@@ -92,7 +94,7 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Why a set of credentials was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidCredentials(pub String);
+pub(crate) struct InvalidCredentials(pub String);
 
 impl fmt::Display for InvalidCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -110,7 +112,7 @@ fn base64ish(s: &str) -> bool {
 /// Checks credentials before they are used, cached or written. `duration_seconds` is what was
 /// requested (`None` when unknown, e.g. a cache entry: then only "in the future" is checked).
 /// Messages name the field, never its value (except the access key id, which is not secret).
-pub fn check_credentials(
+pub(crate) fn check_credentials(
     access_key_id: &str,
     secret_access_key: &str,
     session_token: &str,
@@ -162,7 +164,7 @@ pub fn check_credentials(
 
 /// Whether `name` is a usable profile name: 1–[`MAX_PROFILE_NAME_LEN`] characters of
 /// `[A-Za-z0-9_.@+=,:/-]`. `Err` says what is wrong.
-pub fn check_profile_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_profile_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= MAX_PROFILE_NAME_LEN
         && name
@@ -179,7 +181,7 @@ pub fn check_profile_name(name: &str) -> Result<(), String> {
 }
 
 /// Whether `name` is a valid role session name (2–64 of `[A-Za-z0-9=,.@_-]`).
-pub fn check_role_session_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_role_session_name(name: &str) -> Result<(), String> {
     let ok = (2..=MAX_ROLE_SESSION_NAME_LEN).contains(&name.len())
         && name
             .bytes()

@@ -6,7 +6,7 @@
 //! jitter until the overall deadline: connection failures (Vault not up yet, DNS not ready),
 //! 5xx (503 = sealed or standby), 412 and 429 (its `Retry-After` honoured). Not retried:
 //! 400, 403, 404 and other 4xx, which fail at once with Vault's own text, nor a refused TLS
-//! certificate.
+//! certificate. A body is read up to [`MAX_VAULT_BODY`]; a longer one is retried like a 5xx.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Settings;
+use crate::bounded::{BodyError, read_body};
 use crate::http::ClientOptions;
+use crate::limits::MAX_VAULT_BODY;
 use crate::retry::{self, Failure, Outcome, Policy, parse_retry_after};
 use crate::secret::Secret;
 
@@ -139,11 +141,12 @@ impl VaultClient {
                 rb = rb.header("X-Vault-Namespace", ns);
             }
             let sent = crate::http::timed(async {
-                let resp = rb.send().await?;
+                let resp = rb.send().await.map_err(BodyError::Http)?;
                 let status = resp.status().as_u16();
                 let retry_after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
-                let text = resp.text().await?;
-                Ok::<_, reqwest::Error>((status, retry_after, text))
+                let body = read_body(resp, MAX_VAULT_BODY, deadline).await?;
+                let text = String::from_utf8_lossy(&body).into_owned();
+                Ok::<_, BodyError>((status, retry_after, text))
             })
             .await;
             self.classify(op, &url, sent, hint_403)
@@ -166,11 +169,18 @@ impl VaultClient {
         &self,
         op: &str,
         url: &str,
-        sent: Result<(u16, Option<Duration>, String), reqwest::Error>,
+        sent: Result<(u16, Option<Duration>, String), BodyError>,
         hint_403: Option<&str>,
     ) -> Outcome<Value, VaultError> {
         let (status, after, text) = match sent {
-            Err(e) => {
+            // Over the cap or past the deadline: retried like a 5xx while time is left.
+            Err(e @ BodyError::Read(_)) => {
+                return Outcome::Retry {
+                    why: format!("{url}: {e}"),
+                    after: None,
+                };
+            }
+            Err(BodyError::Http(e)) => {
                 if let Some(why) = crate::http::certificate_failure(&e) {
                     return Outcome::Fatal(VaultError::Tls {
                         url: url.to_string(),
