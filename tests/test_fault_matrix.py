@@ -48,9 +48,10 @@ class Result:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
         self.elapsed, self.maxrss_kib = elapsed, maxrss_kib
 
-    def within_bounds(self):
+    def within_bounds(self, timed=True):
         detail = f"stderr: {self.stderr!r}"
-        assert self.elapsed <= BOUND, f"took {self.elapsed:.2f} s > {BOUND} s; {detail}"
+        if timed:
+            assert self.elapsed <= BOUND, f"took {self.elapsed:.2f} s > {BOUND} s; {detail}"
         assert self.maxrss_kib < MAX_RSS_KIB, f"peak RSS {self.maxrss_kib} KiB; {detail}"
         return self
 
@@ -113,13 +114,14 @@ def creds_file(tmp_path):
 def init(iamra_bin, faulty, home, tmp_path, creds_file):
     """``init(*extra)``: init with token auth against ``faulty`` (Vault and Roles Anywhere)."""
 
-    def go(*extra, role_arn=ROLE_ARN, env=None):
+    def go(*extra, role_arn=ROLE_ARN, env=None, termination_log=None):
         (tmp_path / "termination-log").write_text("")
+        termination_log = termination_log or tmp_path / "termination-log"
         args = ["init", "--trust-anchor-arn", TA_ARN, "--profile-arn", PROFILE_ARN,
                 "--role-arn", role_arn, "--endpoint", faulty.ra_endpoint,
                 "--vault-addr", faulty.url, "--vault-auth", "token", "--pki-role", "workload",
                 "--common-name", "workload.test.invalid", "--credentials-file", creds_file,
-                "--termination-log", tmp_path / "termination-log", "--timeout", f"{TIMEOUT}s",
+                "--termination-log", termination_log, "--timeout", f"{TIMEOUT}s",
                 "--log-level", "error", *extra]
         return run_measured(iamra_bin, args, {"VAULT_TOKEN": "s.given", **(env or {})}, home)
 
@@ -378,3 +380,44 @@ def test_serve_never_writes_or_serves_expired_credentials(iamra_bin, faulty, hom
     finally:
         terminate(proc)
 
+
+
+# ---- the termination log ---------------------------------------------------------------------
+
+def test_termination_log_is_not_followed_through_a_symlink(init, tmp_path, creds_file):
+    """A link planted where the termination log should be is not followed (O_NOFOLLOW): the
+    file it points at keeps its content. A real file there is written as before."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    link = tmp_path / "termination-link"
+    link.symlink_to(victim)
+    huge = f"arn:aws:iam::123456789012:role/{'a' * 100}"
+    r = init(role_arn=huge + "\n", termination_log=link).within_bounds()
+    assert_error(r, "role ARN", exit_code=EXIT_USAGE)
+    assert victim.read_text() == "precious\n"
+    assert link.is_symlink()
+    r = init(role_arn=huge + "\n")
+    line = assert_error(r, exit_code=EXIT_USAGE)
+    assert (tmp_path / "termination-log").read_text() == line.removeprefix(
+        "iamra-bootstrap: error: ")
+
+
+# ---- the happy path through the same fakes, and leftovers ------------------------------------
+
+def test_a_good_run_writes_both_files_and_removes_a_dead_runs_temp_file(init, creds_file,
+                                                                       tmp_path):
+    # pid 4194305 is above Linux's pid_max ceiling (2^22): never a live process.
+    stale = creds_file.parent / ".credentials.tmp-4194305-0123abcd"
+    stale.write_text("[default]\naws_access_key_id = LEFTOVER\n")
+    unrelated = creds_file.parent / ".credentials.bak"
+    unrelated.write_text("mine")
+    config = tmp_path / "aws" / "config"
+    # A success is not a fault: only its memory is bounded here (the time is the benchmark's).
+    r = init("--config-file", config).within_bounds(timed=False)
+    assert r.returncode == 0, r.stderr
+    text = creds_file.read_text()
+    assert text.startswith("# hand-written, must survive\n[default]\n"), text
+    assert "aws_access_key_id = ASIAFAULTYFAULTYFAUL" in text
+    assert "region = us-east-1" in config.read_text()
+    assert not stale.exists(), "the dead run's temp file was not removed"
+    assert unrelated.read_text() == "mine"
