@@ -207,8 +207,10 @@ def test_dev_zero(cp, which):
     assert r.elapsed < 1.5, f"{r.elapsed:.2f} s: /dev/zero must end at once ({line})"
 
 
-def test_a_pipe_still_works(cp, pki, faulty):
-    """``--certificate <(cat cert.pem)``: a pipe is read to its end."""
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_pipe_still_works(cp, pki, faulty, cache):
+    """``--certificate <(cat cert.pem)``: a pipe is read to its end, once (with the cache, the
+    read for the cache key is the one used)."""
     leaf = pki.leaf("p256")
     rfd, wfd = os.pipe()
     data = leaf.cert_pem.read_bytes()
@@ -220,7 +222,7 @@ def test_a_pipe_still_works(cp, pki, faulty):
     t = threading.Thread(target=feed)
     t.start()
     try:
-        r = cp(cert=f"/dev/fd/{rfd}", cache=False, pass_fds=(rfd,)).within_bounds()
+        r = cp(cert=f"/dev/fd/{rfd}", cache=cache, pass_fds=(rfd,)).within_bounds(timed=False)
     finally:
         os.close(rfd)
         t.join()
