@@ -89,7 +89,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             num.push(c);
             continue;
         }
-        let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {}", limits::quote(s)))?;
         num.clear();
         let unit = match c {
             'm' if chars.peek() == Some(&'s') => {
@@ -99,13 +101,21 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             'h' => Duration::from_secs(3600),
             'm' => Duration::from_secs(60),
             's' => Duration::from_secs(1),
-            _ => return Err(format!("invalid duration {s:?}: use e.g. 90s, 2m or 1h")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {}: use e.g. 90s, 2m or 1h",
+                    limits::quote(s)
+                ));
+            }
         };
         total += unit * n as u32;
         any = true;
     }
     if !num.is_empty() || !any {
-        return Err(format!("invalid duration {s:?}: use e.g. 90s, 2m or 1h"));
+        return Err(format!(
+            "invalid duration {}: use e.g. 90s, 2m or 1h",
+            limits::quote(s)
+        ));
     }
     Ok(total)
 }
@@ -115,7 +125,10 @@ fn parse_go_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => err(format!("{name}={v:?} is not a boolean; use true or false")),
+        _ => err(format!(
+            "{name}={} is not a boolean; use true or false",
+            limits::quote(v)
+        )),
     }
 }
 
@@ -282,6 +295,17 @@ pub(crate) fn vault_source(
         },
     };
     let common_name = a.common_name.clone().or_else(|| env.var("VAULT_CERT_CN"));
+    if let Some(cn) = &common_name
+        && (cn.is_empty()
+            || cn.len() > limits::MAX_COMMON_NAME_LEN
+            || cn.chars().any(char::is_control))
+    {
+        return err(format!(
+            "--common-name {} is invalid: 1-{} characters, no line breaks",
+            limits::quote(cn),
+            limits::MAX_COMMON_NAME_LEN
+        ));
+    }
     if common_name.is_none() && matches!(auth, Auth::AppRole { .. } | Auth::Token { .. }) {
         return err(
             "missing --common-name: with approle or token auth there is no ServiceAccount to derive it from (or set IAMRA_COMMON_NAME / VAULT_CERT_CN)",

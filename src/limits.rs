@@ -57,6 +57,10 @@ pub(crate) const MAX_ROLESANYWHERE_ARN_LEN: usize = 1011;
 pub(crate) const MAX_ROLE_SESSION_NAME_LEN: usize = 64;
 /// `--profile`.
 pub(crate) const MAX_PROFILE_NAME_LEN: usize = 128;
+/// `--common-name` (a DNS name's maximum).
+pub(crate) const MAX_COMMON_NAME_LEN: usize = 253;
+/// An existing `--auth-token-file` (`serve`'s ECS token is 64 hex characters).
+pub(crate) const MAX_AUTH_TOKEN_FILE: u64 = 4 * KIB;
 
 /// Access key ids (IAM `accessKeyIdType`: 16–128 word characters).
 pub(crate) const MAX_ACCESS_KEY_ID_LEN: usize = 128;
