@@ -4,7 +4,7 @@
 #   bash scripts/fuzz.sh [SECONDS] [TARGET...]
 #
 # Needs a nightly toolchain and cargo-fuzz; installs both when missing. The committed seeds are
-# fuzz/corpus/<target>/ (read only here); what the fuzzer finds goes to fuzz/work/<target>/
+# fuzz/corpus/<target>/ (read only here); what the fuzzer finds goes to fuzz/found/<target>/
 # (ignored by git). A crash stops with its input in fuzz/artifacts/<target>/: turn it into a
 # unit test beside the code it crashed, fix it, and add the input to fuzz/corpus/<target>/.
 set -euo pipefail
@@ -30,9 +30,9 @@ cargo +nightly fuzz build -O
 
 failed=()
 for t in "${targets[@]}"; do
-    mkdir -p "fuzz/work/$t"
+    mkdir -p "fuzz/found/$t"
     echo "== $t (${seconds}s)"
-    if ! cargo +nightly fuzz run -O "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- \
+    if ! cargo +nightly fuzz run -O "$t" "fuzz/found/$t" "fuzz/corpus/$t" -- \
         -max_total_time="$seconds" -rss_limit_mb=512 -max_len=65536 -print_final_stats=1 \
         2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' ; then
         :
