@@ -10,8 +10,12 @@ use time::OffsetDateTime;
 
 const NOW: OffsetDateTime = time::macros::datetime!(2025-06-01 00:00:00 UTC);
 
-/// `--private-key`: PEM or DER, PKCS#8 / PKCS#1 / SEC1 (and, once it lands, encrypted PKCS#8
-/// and PKCS#12 through the same `SigningKey::from_pem_or_der` door: add their loaders here).
+/// `--private-key`: PEM or DER, PKCS#8 / PKCS#1 / SEC1.
+///
+/// Hook for PKCS#12 and encrypted PKCS#8 (not in `keys` yet): when their loaders land, call
+/// them here on the same `data` (a fixed password such as `b"fuzz"`: the seeds in
+/// `fuzz/corpus/private_key/` include `encrypted-pkcs8.pem`, encrypted with `pw`), with the
+/// same invariant: a key that loads must sign.
 pub fn private_key(data: &[u8]) {
     if let Ok(k) = crate::keys::SigningKey::from_pem_or_der(data) {
         let _ = k.describe();
