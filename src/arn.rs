@@ -17,7 +17,7 @@
 use std::fmt;
 
 use crate::limits::{
-    MAX_ROLE_ARN_LEN, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN, MAX_ROLESANYWHERE_ARN_LEN,
+    MAX_ROLE_ARN_LEN, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN, MAX_ROLESANYWHERE_ARN_LEN, quote,
 };
 
 /// The id after `trust-anchor/` or `profile/` (`ResourceId` in the Roles Anywhere model is a
@@ -121,7 +121,7 @@ impl Arn {
         let (partition, service, region, account, resource) =
             (parts[1], parts[2], parts[3], parts[4], parts[5]);
         if dns_suffix(partition).is_none() {
-            return Err(err(&format!("unknown partition {partition:?}")));
+            return Err(err(&format!("unknown partition {}", quote(partition))));
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err("the account id must be 12 digits"));
@@ -133,7 +133,8 @@ impl Arn {
         };
         if service != want_service {
             return Err(err(&format!(
-                "the service is {service:?}, not {want_service:?}"
+                "the service is {}, not {want_service:?}",
+                quote(service)
             )));
         }
         match kind {
@@ -141,7 +142,7 @@ impl Arn {
                 return Err(err("IAM role ARNs have no region"));
             }
             ArnKind::TrustAnchor | ArnKind::Profile if !valid_region(region) => {
-                return Err(err(&format!("{region:?} is not a region name")));
+                return Err(err(&format!("{} is not a region name", quote(region))));
             }
             _ => {}
         }
@@ -419,6 +420,23 @@ mod tests {
         let huge = format!("arn:aws:iam::123456789012:role/{}", "a".repeat(120_000));
         let e = Arn::parse(ArnKind::Role, &huge).unwrap_err().to_string();
         assert!(e.len() < 400 && e.contains("120031 characters"), "{e}");
+    }
+
+    /// Found by `fuzz/fuzz_targets/arn.rs`: parts of a value were echoed unquoted in the
+    /// reason (a 1,090-byte line for a 1,000-byte partition of U+FFFD).
+    #[test]
+    fn every_part_of_an_error_line_is_short() {
+        let crash = include_bytes!("../fuzz/corpus/arn/crash-long-partition");
+        let text = String::from_utf8_lossy(crash);
+        for kind in [ArnKind::TrustAnchor, ArnKind::Profile, ArnKind::Role] {
+            let e = Arn::parse(kind, &text).unwrap_err().to_string();
+            assert!(e.len() < 1024, "{} bytes: {e}", e.len());
+        }
+        let controls = format!("arn:{}:iam::123456789012:role/R", "\u{1}".repeat(900));
+        let e = Arn::parse(ArnKind::Role, &controls)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1024, "{} bytes: {e}", e.len());
     }
 
     #[test]

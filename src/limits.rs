@@ -74,15 +74,26 @@ pub(crate) const CLOCK_SKEW_SECONDS: i64 = 300;
 /// The most characters of an offending value quoted in an error line.
 pub(crate) const MAX_QUOTED_CHARS: usize = 96;
 
-/// `value` as `"…"` for an error line: at most [`MAX_QUOTED_CHARS`] characters, the rest
-/// replaced by a count.
+/// `value` as `"…"` for an error line (escaped as `{:?}` would): at most [`MAX_QUOTED_CHARS`]
+/// characters of the escaped form, the rest replaced by a count.
 pub(crate) fn quote(value: &str) -> String {
-    let n = value.chars().count();
-    if n <= MAX_QUOTED_CHARS {
-        return format!("{value:?}");
+    let mut out = String::from("\"");
+    let mut shown = 0;
+    for c in value.chars() {
+        let escaped: String = if c == '\'' {
+            "'".into()
+        } else {
+            c.escape_debug().collect()
+        };
+        if shown + escaped.chars().count() > MAX_QUOTED_CHARS {
+            out.push_str(&format!("\"… ({} characters)", value.chars().count()));
+            return out;
+        }
+        shown += escaped.chars().count();
+        out.push_str(&escaped);
     }
-    let head: String = value.chars().take(MAX_QUOTED_CHARS).collect();
-    format!("{head:?}… ({n} characters)")
+    out.push('"');
+    out
 }
 
 /// A byte count as `1 MiB`, `64 KiB` or `12 bytes`.
