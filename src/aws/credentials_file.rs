@@ -169,6 +169,9 @@ pub(crate) fn set_section(
             if in_target && !written {
                 out.push_str(&new_lines);
                 written = true;
+                // An indented line right after the header would now continue our last value:
+                // it goes (found by the ini_merge fuzz target; it made the merge unstable).
+                dropping_value = Some(0);
             }
             continue;
         }

@@ -185,6 +185,10 @@ fn issuer_order(leaf: &[u8], mut rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn soon() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(5)
+    }
+
     const CERT: &str = include_str!("../../tests/data/kat/cert.pem");
     const KEY: &str = include_str!("../../tests/data/kat/cert-key.pem");
 
@@ -202,7 +206,7 @@ mod tests {
         ] {
             let p = dir.join(name);
             std::fs::write(&p, body).unwrap();
-            let id = load_files(&p, None, None, None, now()).unwrap();
+            let id = load_files(&p, None, None, None, now(), soon()).unwrap();
             assert_eq!(
                 id.serial_decimal,
                 "337562787801933536189724934726614584366112857655"
@@ -210,7 +214,7 @@ mod tests {
         }
         let p = dir.join("cert-only.pem");
         std::fs::write(&p, CERT).unwrap();
-        let e = load_files(&p, None, None, None, now())
+        let e = load_files(&p, None, None, None, now(), soon())
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing --private-key"), "{e}");
@@ -224,9 +228,16 @@ mod tests {
             ("/nonexistent/cert.pem", Some("pkcs11:object=k")),
             ("/nonexistent/cert.pem", Some("handle:0x81000001")),
         ] {
-            let e = load_files(Path::new(cert), None, key.map(Path::new), None, now())
-                .unwrap_err()
-                .to_string();
+            let e = load_files(
+                Path::new(cert),
+                None,
+                key.map(Path::new),
+                None,
+                now(),
+                soon(),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(
                 e.contains("is not supported here: export the key") && e.contains("Vault"),
                 "{e}"

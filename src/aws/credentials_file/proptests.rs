@@ -230,3 +230,28 @@ fn continuation_of_a_replaced_key_is_dropped_but_comments_stay() {
     assert!(parsed.contains(&("app".into(), "aws_session_token".into(), "NEW".into())));
     assert!(parsed.contains(&("app".into(), "region".into(), "x\ny".into())));
 }
+
+/// Found by `fuzz/fuzz_targets/ini_merge.rs`: an orphan indented line right after the target's
+/// header (and a comment) became a continuation of the session token we write, and the next
+/// merge dropped it: the merge was not idempotent, and the token no longer read back.
+#[test]
+fn an_orphan_indented_line_after_the_header_cannot_extend_our_value() {
+    let before = "[app]\n; note\n    continued\nregion = x\n";
+    let out = set_section(
+        before,
+        "app",
+        &CREDENTIAL_KEYS,
+        &[("aws_session_token", "NEW")],
+    );
+    assert_eq!(out, "[app]\naws_session_token = NEW\n; note\nregion = x\n");
+    assert_eq!(
+        set_section(
+            &out,
+            "app",
+            &CREDENTIAL_KEYS,
+            &[("aws_session_token", "NEW")]
+        ),
+        out
+    );
+    assert!(parse(&out).contains(&("app".into(), "aws_session_token".into(), "NEW".into())));
+}
