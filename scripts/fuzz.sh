@@ -29,6 +29,8 @@ fi
 cargo +nightly fuzz build -O
 
 failed=()
+marker="$(mktemp)"
+trap 'rm -f "$marker"' EXIT
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/found/$t"
     echo "== $t (${seconds}s)"
@@ -37,7 +39,8 @@ for t in "${targets[@]}"; do
         2>&1 | grep -E '^(#[0-9]+ +DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|artifact_prefix|Test unit written)' ; then
         :
     fi
-    if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/oom-* "fuzz/artifacts/$t"/timeout-* >/dev/null 2>&1; then
+    # Only what this run found (older finds stay in fuzz/artifacts/ until removed).
+    if [ -n "$(find "fuzz/artifacts/$t" -newer "$marker" \( -name 'crash-*' -o -name 'oom-*' -o -name 'timeout-*' \) 2>/dev/null)" ]; then
         failed+=("$t")
     fi
 done
