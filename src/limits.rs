@@ -96,6 +96,25 @@ pub(crate) fn quote(value: &str) -> String {
     out
 }
 
+/// The most characters of a server's own error text (Vault's `errors`, AWS's `message`)
+/// carried into an error line.
+pub(crate) const MAX_REMOTE_TEXT_CHARS: usize = 512;
+
+/// A server's error text for an error line: control characters (CR, LF, tabs, ...) become
+/// spaces, and at most [`MAX_REMOTE_TEXT_CHARS`] characters are kept.
+pub(crate) fn remote_text(text: &str) -> String {
+    let n = text.chars().count();
+    let mut out: String = text
+        .chars()
+        .take(MAX_REMOTE_TEXT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if n > MAX_REMOTE_TEXT_CHARS {
+        out.push_str(&format!("… ({n} characters)"));
+    }
+    out
+}
+
 /// A byte count as `1 MiB`, `64 KiB` or `12 bytes`.
 pub(crate) fn human_bytes(n: u64) -> String {
     if n >= MIB && n.is_multiple_of(MIB) {
@@ -277,6 +296,16 @@ mod tests {
         let q = quote(&"x".repeat(40_000));
         assert!(q.len() < 150 && q.ends_with("(40000 characters)"), "{q}");
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
+    }
+
+    #[test]
+    fn remote_text_is_one_bounded_line() {
+        assert_eq!(remote_text("a\rb\n\tc"), "a b  c");
+        let long = remote_text(&"e".repeat(100_000));
+        assert!(
+            long.len() < 600 && long.ends_with("(100000 characters)"),
+            "{long}"
+        );
     }
 
     #[test]

@@ -325,7 +325,10 @@ pub(crate) fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, St
             .trim()
             .to_string()
     });
-    (code, message.replace(['\n', '\r'], " "))
+    (
+        crate::limits::remote_text(&code),
+        crate::limits::remote_text(&message),
+    )
 }
 
 fn hint(code: &str, message: &str, target: &Target) -> String {

@@ -256,7 +256,9 @@ pub(crate) fn vault_errors(body: &str) -> String {
             t.trim().to_string()
         }
     } else {
-        list.join("; ")
+        // Vault's own text, as one bounded line (a control character inside a message, such
+        // as a lone CR, must not split it: found by the vault_response fuzz target).
+        crate::limits::remote_text(&list.join("; "))
     }
 }
 
@@ -275,5 +277,9 @@ mod tests {
             "Vault is sealed"
         );
         assert_eq!(vault_errors("oops\n"), "oops");
+        // Found by fuzz/fuzz_targets/vault_response.rs: a lone CR inside a message.
+        let crash = include_bytes!("../../fuzz/corpus/vault_response/crash-lone-cr.json");
+        let line = vault_errors(&String::from_utf8_lossy(crash));
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
     }
 }
