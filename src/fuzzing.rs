@@ -10,18 +10,32 @@ use time::OffsetDateTime;
 
 const NOW: OffsetDateTime = time::macros::datetime!(2025-06-01 00:00:00 UTC);
 
-/// `--private-key`: PEM or DER, PKCS#8 / PKCS#1 / SEC1.
-///
-/// Hook for PKCS#12 and encrypted PKCS#8 (not in `keys` yet): when their loaders land, call
-/// them here on the same `data` (a fixed password such as `b"fuzz"`: the seeds in
-/// `fuzz/corpus/private_key/` include `encrypted-pkcs8.pem`, encrypted with `pw`), with the
-/// same invariant: a key that loads must sign.
+/// `--private-key`: PEM or DER, PKCS#8 / PKCS#1 / SEC1 / ML-DSA, and encrypted PKCS#8 (PBES2,
+/// the password of the seeds in `fuzz/corpus/private_key/`): a key that loads must sign.
 pub fn private_key(data: &[u8]) {
-    if let Ok(k) = crate::keys::SigningKey::from_pem_or_der(data) {
+    let password = crate::secret::Secret::new("correct-horse");
+    for k in [
+        crate::keys::SigningKey::from_pem_or_der(data),
+        crate::keys::SigningKey::load(data, Some(&password)),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let _ = k.describe();
         assert!(!k.public_key_bits().is_empty());
-        let sig = k.sign(b"fuzz");
-        assert!(!sig.is_empty());
+        assert!(!k.sign(b"fuzz").is_empty());
+    }
+}
+
+/// A PKCS#12 file as `--certificate` (password `correct-horse`, and none): a key that loads
+/// must sign, and the leaf is the key's certificate.
+pub fn pkcs12(data: &[u8]) {
+    let password = crate::secret::Secret::new("correct-horse");
+    for pw in [Some(&password), None] {
+        if let Ok(p) = crate::keys::pkcs12::load(data, pw) {
+            assert!(!p.leaf.is_empty());
+            assert!(!p.key.sign(b"fuzz").is_empty());
+        }
     }
 }
 
