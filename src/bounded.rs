@@ -15,6 +15,7 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::limits::human_bytes;
@@ -93,22 +94,8 @@ fn open_and_read(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     read_capped(f, cap)
 }
 
-fn spawn_read(path: &Path, cap: u64) -> std::sync::mpsc::Receiver<Result<Vec<u8>, ReadError>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let path: PathBuf = path.to_path_buf();
-    let spawned = std::thread::Builder::new()
-        .name("bounded-read".into())
-        .spawn(move || {
-            let _ = tx.send(open_and_read(&path, cap));
-        });
-    if let Err(e) = spawned {
-        // No thread to spare: read inline (still capped).
-        let (tx, rx2) = std::sync::mpsc::sync_channel(1);
-        let _ = tx.send(Err(ReadError::Io(e)));
-        return rx2;
-    }
-    rx
-}
+/// What the reader thread hands back: the result, once, and a condition variable to wait on.
+type Slot = std::sync::Arc<(Mutex<Option<Result<Vec<u8>, ReadError>>>, Condvar)>;
 
 /// Reads the file at `path`: at most `cap` bytes, given up at `deadline`. Blocks the calling
 /// thread; async code uses [`read_file_async`].
@@ -118,13 +105,30 @@ pub(crate) fn read_file(path: &Path, cap: u64, deadline: Instant) -> Result<Vec<
     if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return open_and_read(path, cap);
     }
-    let rx = spawn_read(path, cap);
-    match rx.recv_timeout(deadline.saturating_duration_since(start)) {
-        Ok(r) => r,
-        Err(_) => Err(ReadError::TimedOut {
+    let slot: Slot = Default::default();
+    let theirs = slot.clone();
+    let path: PathBuf = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("bounded-read".into())
+        .spawn(move || {
+            let r = open_and_read(&path, cap);
+            let (m, cv) = &*theirs;
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            cv.notify_one();
+        })
+        .map_err(ReadError::Io)?;
+    let (m, cv) = &*slot;
+    let guard = m.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut guard, _) = cv
+        .wait_timeout_while(guard, deadline.saturating_duration_since(start), |r| {
+            r.is_none()
+        })
+        .unwrap_or_else(|p| p.into_inner());
+    guard.take().unwrap_or_else(|| {
+        Err(ReadError::TimedOut {
             waited: start.elapsed(),
-        }),
-    }
+        })
+    })
 }
 
 /// [`read_file`] without blocking the async runtime (`serve` answers requests meanwhile).
