@@ -5,12 +5,25 @@
 //! - profile:      `arn:<partition>:rolesanywhere:<region>:<account>:profile/<id>`
 //! - role:         `arn:<partition>:iam::<account>:role/<path/><name>`
 //! - the region is `--region`, else the trust anchor's; trust anchor and profile must agree.
+//! - lengths are AWS's own: IAM role ARNs at most 2048 characters, the role name 1-64 of
+//!   `[A-Za-z0-9+=,.@_-]`, its path at most 512; trust anchor and profile ARNs at most 1011
+//!   (`AmazonResourceName`), their ids 1-64 (`[A-Za-z0-9-]`, a UUID in practice); nothing is
+//!   trimmed (a trailing newline is an error), and an error quotes at most a short prefix of the
+//!   value ([`crate::limits::quote`]).
 //! - the endpoint is `https://rolesanywhere.<region>.<dns suffix of the partition>` (or its FIPS
 //!   or dual-stack form, [`crate::endpoints`]), unless `--endpoint` or a configured endpoint
 //!   (`AWS_ENDPOINT_URL_ROLESANYWHERE`, `AWS_ENDPOINT_URL`, ...) names another (plain http
 //!   allowed, a path prefix is kept and signed as sent).
 
 use std::fmt;
+
+use crate::limits::{
+    MAX_ROLE_ARN_LEN, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN, MAX_ROLESANYWHERE_ARN_LEN, quote,
+};
+
+/// The id after `trust-anchor/` or `profile/` (`ResourceId` in the Roles Anywhere model is a
+/// 36-character UUID; a little room is left).
+const MAX_ROLESANYWHERE_ID_LEN: usize = 64;
 
 /// A parsed ARN, with the parts this tool uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,8 +76,11 @@ impl fmt::Display for ArnError {
         };
         write!(
             f,
-            "invalid {} {:?}: {}; expected {}",
-            self.kind, self.value, self.reason, expected
+            "invalid {} {}: {}; expected {}",
+            self.kind,
+            crate::limits::quote(&self.value),
+            self.reason,
+            expected
         )
     }
 }
@@ -82,6 +98,21 @@ impl Arn {
         if value.is_empty() {
             return Err(err("it is empty"));
         }
+        let max = match kind {
+            ArnKind::Role => MAX_ROLE_ARN_LEN,
+            ArnKind::TrustAnchor | ArnKind::Profile => MAX_ROLESANYWHERE_ARN_LEN,
+        };
+        if value.len() > max {
+            return Err(err(&format!(
+                "it is {} characters long; AWS allows at most {max}",
+                value.chars().count()
+            )));
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(err(
+                "it contains whitespace or control characters (a trailing newline from a file?)",
+            ));
+        }
         let parts: Vec<&str> = value.splitn(6, ':').collect();
         if parts.len() != 6 || parts[0] != "arn" {
             return Err(err(
@@ -91,7 +122,7 @@ impl Arn {
         let (partition, service, region, account, resource) =
             (parts[1], parts[2], parts[3], parts[4], parts[5]);
         if dns_suffix(partition).is_none() {
-            return Err(err(&format!("unknown partition {partition:?}")));
+            return Err(err(&format!("unknown partition {}", quote(partition))));
         }
         if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(err("the account id must be 12 digits"));
@@ -103,7 +134,8 @@ impl Arn {
         };
         if service != want_service {
             return Err(err(&format!(
-                "the service is {service:?}, not {want_service:?}"
+                "the service is {}, not {want_service:?}",
+                quote(service)
             )));
         }
         match kind {
@@ -111,7 +143,7 @@ impl Arn {
                 return Err(err("IAM role ARNs have no region"));
             }
             ArnKind::TrustAnchor | ArnKind::Profile if !valid_region(region) => {
-                return Err(err(&format!("{region:?} is not a region name")));
+                return Err(err(&format!("{} is not a region name", quote(region))));
             }
             _ => {}
         }
@@ -127,6 +159,33 @@ impl Arn {
             return Err(err(
                 "the resource id is empty or has characters ARNs do not allow",
             ));
+        }
+        match kind {
+            ArnKind::Role => {
+                // role/<path/>name: the path is "/" plus everything up to the last slash.
+                let (path, name) = id.rsplit_once('/').unwrap_or(("", id));
+                if name.len() > MAX_ROLE_NAME_LEN {
+                    return Err(err(&format!(
+                        "the role name is {} characters long; IAM allows at most {MAX_ROLE_NAME_LEN}",
+                        name.len()
+                    )));
+                }
+                if path.len() + 2 > MAX_ROLE_PATH_LEN {
+                    return Err(err(&format!(
+                        "the role path is {} characters long; IAM allows at most {MAX_ROLE_PATH_LEN}",
+                        path.len() + 2
+                    )));
+                }
+            }
+            ArnKind::TrustAnchor | ArnKind::Profile => {
+                if id.len() > MAX_ROLESANYWHERE_ID_LEN
+                    || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(err(&format!(
+                        "the id must be 1-{MAX_ROLESANYWHERE_ID_LEN} letters, digits and dashes (a UUID)"
+                    )));
+                }
+            }
         }
         Ok(Arn {
             raw: value.to_string(),
@@ -322,6 +381,66 @@ mod tests {
             let e = Arn::parse(kind, bad).unwrap_err().to_string();
             assert!(e.contains(flag), "{e}");
         }
+    }
+
+    #[test]
+    fn aws_length_limits_and_no_trimming() {
+        let name64 = "r".repeat(64);
+        assert!(
+            Arn::parse(
+                ArnKind::Role,
+                &format!("arn:aws:iam::123456789012:role/{name64}")
+            )
+            .is_ok()
+        );
+        for (bad, why) in [
+            (
+                format!("arn:aws:iam::123456789012:role/{name64}x"),
+                "role name is 65",
+            ),
+            (
+                format!("arn:aws:iam::123456789012:role/{}/R", "p".repeat(511)),
+                "role path is 513",
+            ),
+            (
+                format!("arn:aws:iam::123456789012:role/{}", "a/".repeat(1100) + "R"),
+                "at most 2048",
+            ),
+            (format!("{ROLE}\n"), "whitespace or control"),
+            (format!(" {ROLE}"), "whitespace or control"),
+        ] {
+            let e = Arn::parse(ArnKind::Role, &bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+            assert!(e.len() < 400, "{} characters: {e}", e.len());
+        }
+        let e = Arn::parse(ArnKind::Profile, &format!("{PR}{}", "0".repeat(1000)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 1011") && e.len() < 400, "{e}");
+        let e = Arn::parse(ArnKind::TrustAnchor, &TA.replace("11111111-", "1111_1111-"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("letters, digits and dashes"), "{e}");
+        let huge = format!("arn:aws:iam::123456789012:role/{}", "a".repeat(120_000));
+        let e = Arn::parse(ArnKind::Role, &huge).unwrap_err().to_string();
+        assert!(e.len() < 400 && e.contains("120031 characters"), "{e}");
+    }
+
+    /// Found by `fuzz/fuzz_targets/arn.rs`: parts of a value were echoed unquoted in the
+    /// reason (a 1,090-byte line for a 1,000-byte partition of U+FFFD).
+    #[test]
+    fn every_part_of_an_error_line_is_short() {
+        let crash = include_bytes!("../fuzz/corpus/arn/crash-long-partition");
+        let text = String::from_utf8_lossy(crash);
+        for kind in [ArnKind::TrustAnchor, ArnKind::Profile, ArnKind::Role] {
+            let e = Arn::parse(kind, &text).unwrap_err().to_string();
+            assert!(e.len() < 1024, "{} bytes: {e}", e.len());
+        }
+        let controls = format!("arn:{}:iam::123456789012:role/R", "\u{1}".repeat(900));
+        let e = Arn::parse(ArnKind::Role, &controls)
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 1024, "{} bytes: {e}", e.len());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -28,6 +28,7 @@ use crate::cli::{
 use crate::endpoints::{EndpointSettings, Service};
 use crate::http::Roots;
 use crate::keygen::KeyType;
+use crate::limits::{self, MAX_CA_FILE};
 use crate::rolesanywhere::sign::{Endpoint, SessionParams};
 use crate::secret::Secret;
 use crate::source::Source;
@@ -90,7 +91,9 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             num.push(c);
             continue;
         }
-        let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {}", limits::quote(s)))?;
         num.clear();
         let unit = match c {
             'm' if chars.peek() == Some(&'s') => {
@@ -100,13 +103,21 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
             'h' => Duration::from_secs(3600),
             'm' => Duration::from_secs(60),
             's' => Duration::from_secs(1),
-            _ => return Err(format!("invalid duration {s:?}: use e.g. 90s, 2m or 1h")),
+            _ => {
+                return Err(format!(
+                    "invalid duration {}: use e.g. 90s, 2m or 1h",
+                    limits::quote(s)
+                ));
+            }
         };
         total += unit * n as u32;
         any = true;
     }
     if !num.is_empty() || !any {
-        return Err(format!("invalid duration {s:?}: use e.g. 90s, 2m or 1h"));
+        return Err(format!(
+            "invalid duration {}: use e.g. 90s, 2m or 1h",
+            limits::quote(s)
+        ));
     }
     Ok(total)
 }
@@ -116,7 +127,10 @@ fn parse_go_bool(name: &str, v: &str) -> Result<bool, ConfigError> {
     match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => err(format!("{name}={v:?} is not a boolean; use true or false")),
+        _ => err(format!(
+            "{name}={} is not a boolean; use true or false",
+            limits::quote(v)
+        )),
     }
 }
 
@@ -156,7 +170,7 @@ pub(crate) fn rolesanywhere(
         a.role_arn.clone().or_else(|| env.var("ROLE_ARN")),
         "IAMRA_ROLE_ARN (or ROLE_ARN)",
     )?;
-    let arn = |k, v: &str| Arn::parse(k, v.trim()).map_err(|e| ConfigError(e.to_string()));
+    let arn = |k, v: &str| Arn::parse(k, v).map_err(|e| ConfigError(e.to_string()));
     let target = Target::new(
         arn(ArnKind::TrustAnchor, &ta)?,
         arn(ArnKind::Profile, &pr)?,
@@ -178,14 +192,7 @@ pub(crate) fn rolesanywhere(
     };
     let endpoint = Endpoint::parse(&endpoint_raw).map_err(ConfigError)?;
     if let Some(n) = &a.role_session_name {
-        let ok = (2..=64).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"=,.@-_".contains(&b));
-        if !ok {
-            return err(format!(
-                "--role-session-name {n:?} is invalid: 2-64 characters of A-Z a-z 0-9 =,.@-_"
-            ));
-        }
+        limits::check_role_session_name(n).map_err(ConfigError)?;
     }
     Ok(rolesanywhere::Settings {
         target,
@@ -222,7 +229,11 @@ pub(crate) fn sts_endpoint(
 
 /// The Vault flags and Vault's own environment variables, validated, as a ready source (its
 /// client built once).
-pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, ConfigError> {
+pub(crate) fn vault_source(
+    a: &VaultArgs,
+    env: &dyn Env,
+    deadline: Instant,
+) -> Result<VaultSource, ConfigError> {
     let addr = a
         .vault_addr
         .clone()
@@ -230,12 +241,14 @@ pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, 
         .unwrap_or_else(|| "https://127.0.0.1:8200".into());
     let url = url::Url::parse(&addr).map_err(|e| {
         ConfigError(format!(
-            "invalid Vault address {addr:?}: {e}; expected e.g. https://vault.example:8200"
+            "invalid Vault address {}: {e}; expected e.g. https://vault.example:8200",
+            limits::quote(&addr)
         ))
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return err(format!(
-            "invalid Vault address {addr:?}: expected http(s)://HOST[:PORT]"
+            "invalid Vault address {}: expected http(s)://HOST[:PORT]",
+            limits::quote(&addr)
         ));
     }
     let insecure = match env.var("VAULT_SKIP_VERIFY") {
@@ -243,14 +256,16 @@ pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, 
         None => false,
     };
     let roots = if let Some(f) = env.var("VAULT_CACERT") {
-        Roots::Custom(read_pem_certs(Path::new(&f), "VAULT_CACERT")?)
+        Roots::Custom(read_pem_certs(Path::new(&f), "VAULT_CACERT", deadline)?)
     } else if let Some(d) = env.var("VAULT_CAPATH") {
         let mut certs = Vec::new();
         let entries = std::fs::read_dir(&d)
             .map_err(|e| ConfigError(format!("cannot read VAULT_CAPATH folder {d}: {e}")))?;
         for entry in entries.flatten() {
             if entry.path().is_file() {
-                certs.extend(read_pem_certs(&entry.path(), "VAULT_CAPATH").unwrap_or_default());
+                certs.extend(
+                    read_pem_certs(&entry.path(), "VAULT_CAPATH", deadline).unwrap_or_default(),
+                );
             }
         }
         if certs.is_empty() {
@@ -303,6 +318,17 @@ pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, 
         },
     };
     let common_name = a.common_name.clone().or_else(|| env.var("VAULT_CERT_CN"));
+    if let Some(cn) = &common_name
+        && (cn.is_empty()
+            || cn.len() > limits::MAX_COMMON_NAME_LEN
+            || cn.chars().any(char::is_control))
+    {
+        return err(format!(
+            "--common-name {} is invalid: 1-{} characters, no line breaks",
+            limits::quote(cn),
+            limits::MAX_COMMON_NAME_LEN
+        ));
+    }
     if common_name.is_none() && matches!(auth, Auth::AppRole { .. } | Auth::Token { .. }) {
         return err(
             "missing --common-name: with approle or token auth there is no ServiceAccount to derive it from (or set IAMRA_COMMON_NAME / VAULT_CERT_CN)",
@@ -356,6 +382,7 @@ pub(crate) fn vault_source(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, 
 pub(crate) fn file_or_vault_source(
     a: &CredentialProcessArgs,
     env: &dyn Env,
+    deadline: Instant,
 ) -> Result<Source, ConfigError> {
     let files = CertificateFileArgs {
         certificate: a.certificate.clone(),
@@ -364,7 +391,7 @@ pub(crate) fn file_or_vault_source(
         pkcs8_password_file: a.pkcs8_password_file.clone(),
         intermediates: a.intermediates.clone(),
     };
-    files_or_vault(&files, &a.vault, env)
+    files_or_vault(&files, &a.vault, env, deadline)
 }
 
 /// Certificate files when `--certificate` is given (with `--private-key`, or a PKCS#12 or
@@ -373,6 +400,7 @@ pub(crate) fn files_or_vault(
     a: &CertificateFileArgs,
     vault: &VaultArgs,
     env: &dyn Env,
+    deadline: Instant,
 ) -> Result<Source, ConfigError> {
     match (&a.certificate, &a.private_key) {
         // Without --private-key the certificate file may be a PKCS#12 file or hold the key.
@@ -380,7 +408,12 @@ pub(crate) fn files_or_vault(
             certificate: certificate.clone(),
             private_key: private_key.clone(),
             intermediates: a.intermediates.clone(),
-            password: key_password(a.pkcs8_password.as_ref(), a.pkcs8_password_file.as_deref())?,
+            password: key_password(
+                a.pkcs8_password.as_ref(),
+                a.pkcs8_password_file.as_deref(),
+                deadline,
+            )?,
+            loaded: Default::default(),
         })),
         (None, Some(_)) => err("missing --certificate for --private-key"),
         (None, None) if a.intermediates.is_some() => err("--intermediates needs --certificate"),
@@ -393,7 +426,7 @@ pub(crate) fn files_or_vault(
                     "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault)",
                 );
             }
-            Ok(Source::Vault(Box::new(vault_source(vault, env)?)))
+            Ok(Source::Vault(Box::new(vault_source(vault, env, deadline)?)))
         }
     }
 }
@@ -415,8 +448,13 @@ pub(crate) fn cache(a: &CredentialProcessArgs, env: &dyn Env) -> Option<Cache> {
     Some(Cache { dir })
 }
 
-fn read_pem_certs(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let bytes = std::fs::read(path)
+/// A CA file: at most [`MAX_CA_FILE`] bytes, read before `deadline`.
+fn read_pem_certs(
+    path: &Path,
+    what: &str,
+    deadline: Instant,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let bytes = crate::bounded::read_file(path, MAX_CA_FILE, deadline)
         .map_err(|e| ConfigError(format!("cannot read {what} file {}: {e}", path.display())))?;
     let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
@@ -448,13 +486,8 @@ pub(crate) fn output(a: &OutputArgs, env: &dyn Env) -> Result<Output, ConfigErro
             }
         },
     };
-    let p = a.profile.trim();
-    if p.is_empty() || p.contains(['[', ']', '\n', '\r']) {
-        return err(format!(
-            "invalid --profile {:?}: use a plain name such as default",
-            a.profile
-        ));
-    }
+    let p = a.profile.as_str();
+    limits::check_profile_name(p).map_err(ConfigError)?;
     Ok(Output {
         credentials_file,
         profile: p.to_string(),
@@ -510,6 +543,7 @@ pub(crate) fn log_format(f: LogFormat) -> logging::Format {
 pub(crate) fn key_password(
     value: Option<&Secret>,
     file: Option<&std::path::Path>,
+    deadline: Instant,
 ) -> Result<Option<Secret>, ConfigError> {
     match (value, file) {
         (Some(_), Some(_)) => err(
@@ -517,12 +551,16 @@ pub(crate) fn key_password(
         ),
         (Some(v), None) => Ok(Some(v.clone())),
         (None, Some(path)) => {
-            let raw = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| {
-                ConfigError(format!(
-                    "cannot read the --pkcs8-password-file {}: {e}",
-                    path.display()
-                ))
-            })?);
+            let raw = zeroize::Zeroizing::new(
+                crate::bounded::read_file(path, limits::MAX_PASSWORD_FILE, deadline).map_err(
+                    |e| {
+                        ConfigError(format!(
+                            "cannot read the --pkcs8-password-file {}: {e}",
+                            path.display()
+                        ))
+                    },
+                )?,
+            );
             let mut v: &[u8] = &raw;
             if let Some(rest) = v.strip_suffix(b"\n") {
                 v = rest.strip_suffix(b"\r").unwrap_or(rest);
@@ -627,6 +665,14 @@ mod tests {
             .collect()
     }
 
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    fn vault_source_soon(a: &VaultArgs, env: &dyn Env) -> Result<VaultSource, ConfigError> {
+        vault_source(a, env, soon())
+    }
+
     const TA: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/a";
     const PR: &str = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/b";
     const ROLE: &str = "arn:aws:iam::123456789012:role/R";
@@ -706,20 +752,23 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("pw");
         std::fs::write(&f, "pass phrase \r\n").unwrap();
-        let got = key_password(None, Some(&f)).unwrap().unwrap();
+        let got = key_password(None, Some(&f), soon()).unwrap().unwrap();
         assert_eq!(got.expose(), "pass phrase ");
         let flag = Secret::new("x");
         assert_eq!(
-            key_password(Some(&flag), None).unwrap().unwrap().expose(),
+            key_password(Some(&flag), None, soon())
+                .unwrap()
+                .unwrap()
+                .expose(),
             "x"
         );
-        let e = key_password(Some(&flag), Some(&f)).unwrap_err().0;
+        let e = key_password(Some(&flag), Some(&f), soon()).unwrap_err().0;
         assert!(e.contains("give the password once"), "{e}");
-        let e = key_password(None, Some(&dir.join("missing")))
+        let e = key_password(None, Some(&dir.join("missing")), soon())
             .unwrap_err()
             .0;
         assert!(e.contains("cannot read the --pkcs8-password-file"), "{e}");
-        assert!(key_password(None, None).unwrap().is_none());
+        assert!(key_password(None, None, soon()).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -732,19 +781,19 @@ mod tests {
             cert_ttl: "1h".into(),
             ..Default::default()
         };
-        let e = vault_source(&a, &env(&[("VAULT_ROLE", "app")])).unwrap();
+        let e = vault_source_soon(&a, &env(&[("VAULT_ROLE", "app")])).unwrap();
         assert!(
             matches!(e.settings.auth, Auth::Jwt { method: JwtMethod::Kubernetes, ref role, ref mount, .. } if role == "app" && mount == "kubernetes")
         );
         assert_eq!(e.settings.addr, "https://127.0.0.1:8200");
-        let bad = vault_source(
+        let bad = vault_source_soon(
             &a,
             &env(&[("VAULT_ROLE", "app"), ("VAULT_SKIP_VERIFY", "yes")]),
         )
         .unwrap_err()
         .0;
         assert!(bad.contains("VAULT_SKIP_VERIFY"), "{bad}");
-        let ok = vault_source(
+        let ok = vault_source_soon(
             &a,
             &env(&[("VAULT_ROLE", "app"), ("VAULT_SKIP_VERIFY", "T")]),
         )
@@ -757,18 +806,18 @@ mod tests {
             ..a.clone()
         };
         assert!(
-            vault_source(&a2, &env(&[]))
+            vault_source_soon(&a2, &env(&[]))
                 .unwrap_err()
                 .0
                 .contains("--common-name")
         );
-        let t = vault_source(
+        let t = vault_source_soon(
             &a,
             &env(&[("VAULT_ROLE", "app"), ("VAULT_CLIENT_TIMEOUT", "30s")]),
         )
         .unwrap();
         assert_eq!(t.settings.client_timeout, Duration::from_secs(30));
-        let bad_ca = vault_source(
+        let bad_ca = vault_source_soon(
             &a,
             &env(&[
                 ("VAULT_ROLE", "app"),

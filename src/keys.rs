@@ -227,9 +227,7 @@ impl SigningKey {
         let oid = info.algorithm.oid;
         if oid == OID_RSA {
             check_rsa_size(info.private_key)?;
-            return RsaKeyPair::from_pkcs8(der)
-                .map(SigningKey::Rsa)
-                .map_err(|e| KeyError::Malformed(format!("RSA key: {e}")));
+            return rsa_that_signs(RsaKeyPair::from_pkcs8(der));
         }
         if let Some(key) =
             mldsa::MlDsaKey::from_pkcs8_private_key(&oid.to_string(), info.private_key)
@@ -362,9 +360,24 @@ fn check_rsa_size(pkcs1: &[u8]) -> Result<(), KeyError> {
 
 fn rsa_from_pkcs1(der: &[u8]) -> Result<SigningKey, KeyError> {
     check_rsa_size(der)?;
-    RsaKeyPair::from_der(der)
-        .map(SigningKey::Rsa)
-        .map_err(|e| KeyError::Malformed(format!("RSA key: {e}")))
+    rsa_that_signs(RsaKeyPair::from_der(der))
+}
+
+/// An RSA key ring accepted, kept only if it can sign: ring checks each signature against the
+/// public key, and a key whose parts do not agree fails there. Without this probe such a file
+/// loaded and then aborted the process at the first signature (found by the `private_key`
+/// fuzz target).
+fn rsa_that_signs(k: Result<RsaKeyPair, ring::error::KeyRejected>) -> Result<SigningKey, KeyError> {
+    let k = k.map_err(|e| KeyError::Malformed(format!("RSA key: {e}")))?;
+    let mut sig = vec![0u8; k.public().modulus_len()];
+    k.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        b"iamra-bootstrap key check",
+        &mut sig,
+    )
+    .map_err(|_| KeyError::Malformed("RSA key: its parts do not agree (it cannot sign)".into()))?;
+    Ok(SigningKey::Rsa(k))
 }
 
 fn p256_from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
@@ -439,6 +452,16 @@ mod tests {
                 .verify(msg, &sig)
                 .expect("signature over SHA-256 verifies");
         }
+    }
+
+    /// Found by `fuzz/fuzz_targets/private_key.rs`: an RSA PKCS#8 key that ring loads but cannot
+    /// sign with used to abort the process at the first signature.
+    #[test]
+    fn an_rsa_key_that_cannot_sign_is_refused_at_load() {
+        let der = include_bytes!("../fuzz/corpus/private_key/crash-rsa-cannot-sign.der");
+        let e = SigningKey::from_pkcs8(der).unwrap_err().to_string();
+        assert!(e.contains("cannot sign"), "{e}");
+        assert!(SigningKey::from_pem_or_der(der).is_err());
     }
 
     #[test]

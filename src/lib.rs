@@ -15,14 +15,18 @@ mod error;
 
 mod arn;
 mod aws;
+mod bounded;
 mod cmd;
 mod config;
 mod credentials;
 mod endpoints;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod keygen;
 mod keys;
+mod limits;
 mod logging;
 mod material;
 mod retry;

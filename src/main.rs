@@ -43,10 +43,14 @@ fn main() -> ExitCode {
             let line = failure.line;
             eprintln!("iamra-bootstrap: error: {line}");
             if let Some(path) = termination_log {
-                // Only when it is there to be written (Kubernetes creates it); never create it.
+                // Only when it is there to be written (Kubernetes creates it); never create it,
+                // never through a symlink (O_NOFOLLOW: a link planted there is not followed), and
+                // never waiting on a FIFO without a reader (O_NONBLOCK).
+                use std::os::unix::fs::OpenOptionsExt;
                 if let Ok(mut f) = std::fs::OpenOptions::new()
                     .write(true)
                     .truncate(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
                     .open(&path)
                 {
                     use std::io::Write;

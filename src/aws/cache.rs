@@ -9,18 +9,24 @@
 //! - an entry is reused only while more than 15 minutes of validity remain (botocore refreshes
 //!   15 minutes before expiry, so it would otherwise be handed credentials it rejects);
 //! - `<key>.lock` is held (an advisory `flock`) from the read to the write, so two processes
-//!   started at once create one session and the second reads it; writes are atomic.
+//!   started at once create one session and the second reads it; writes are atomic. The lock
+//!   is waited for at most half the time left before the deadline; past that the session is
+//!   created without the cache (a stuck holder cannot block the run);
+//! - an entry is read only up to [`MAX_CACHE_ENTRY`] bytes and checked like fresh credentials
+//!   ([`crate::limits::check_credentials`]) before reuse.
 
 use std::fs::OpenOptions;
 use std::future::Future;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
 use super::process_json;
 use crate::credentials::Credentials;
 use crate::fsutil;
+use crate::limits::MAX_CACHE_ENTRY;
 
 /// Entries with less validity than this are not reused.
 pub(crate) const MIN_REMAINING_SECONDS: i64 = 15 * 60;
@@ -72,6 +78,7 @@ impl Cache {
         &self,
         key: &str,
         now: impl Fn() -> OffsetDateTime,
+        deadline: Instant,
         create: F,
     ) -> Result<Credentials, E>
     where
@@ -79,16 +86,17 @@ impl Cache {
         Fut: Future<Output = Result<Credentials, E>>,
     {
         let entry = self.dir.join(format!("{key}.json"));
-        let lock = fsutil::create_private_dir(&self.dir)
-            .and_then(|_| {
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .mode(0o600)
-                    .open(self.dir.join(format!("{key}.lock")))
-            })
-            .and_then(|f| f.lock().map(|_| f));
+        let lock = match fsutil::create_private_dir(&self.dir).and_then(|_| {
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(self.dir.join(format!("{key}.lock")))
+        }) {
+            Ok(f) => lock_before(f, lock_wait_deadline(deadline)).await,
+            Err(e) => Err(e),
+        };
         let lock = match lock {
             Ok(f) => Some(f),
             Err(e) => {
@@ -97,10 +105,10 @@ impl Cache {
             }
         };
         if lock.is_some()
-            && let Some(c) = std::fs::read(&entry)
+            && let Some(c) = crate::bounded::read_file(&entry, MAX_CACHE_ENTRY, deadline)
                 .ok()
                 .and_then(|b| process_json::from_json(&b))
-            && c.seconds_left(now()) > MIN_REMAINING_SECONDS
+            && usable(&c, now())
         {
             tracing::debug!(expires = %c.expiration_rfc3339(), "credentials from cache");
             return Ok(c);
@@ -116,12 +124,102 @@ impl Cache {
     }
 }
 
+/// A cache entry is reused only if it is well-formed, unexpired, and has more than
+/// [`MIN_REMAINING_SECONDS`] left.
+fn usable(c: &Credentials, now: OffsetDateTime) -> bool {
+    crate::limits::check_credentials(
+        &c.access_key_id,
+        c.secret_access_key.expose(),
+        c.session_token.expose(),
+        c.expiration,
+        now,
+        None,
+    )
+    .is_ok()
+        && c.seconds_left(now) > MIN_REMAINING_SECONDS
+}
+
+/// How often a held lock is tried again.
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// The lock is waited for at most half of what is left before `deadline`: another process
+/// creating the same session takes well under that, and a holder that is stuck must not cost
+/// the whole run (the session is then created without the cache).
+fn lock_wait_deadline(deadline: Instant) -> Instant {
+    let now = Instant::now();
+    now + deadline.saturating_duration_since(now) / 2
+}
+
+/// Takes the advisory lock on `f`, polling (without blocking the runtime) until `until`.
+async fn lock_before(f: std::fs::File, until: Instant) -> std::io::Result<std::fs::File> {
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        if Instant::now() + LOCK_POLL > until {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "another process holds the cache lock",
+            ));
+        }
+        tokio::time::sleep(LOCK_POLL).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
 
-    use crate::credentials::fixture as creds;
+    use crate::secret::Secret;
+
+    /// Credentials of a plausible shape (the shared fixture's `sk`/`st` fail the checks).
+    fn creds(expiration: OffsetDateTime) -> Credentials {
+        Credentials {
+            access_key_id: "ASIAABCDEFGHIJKLMNOP".into(),
+            secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            session_token: Secret::new("IQoJb3JpZ2luX2VjEJr//////////wEaCXVz"),
+            expiration,
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn a_held_lock_is_waited_for_only_until_half_the_deadline() {
+        let dir = std::env::temp_dir().join(format!("iamra-cache-lock-{}", std::process::id()));
+        let cache = Cache { dir: dir.clone() };
+        let t0 = OffsetDateTime::now_utc();
+        let key = KeyBuilder::new().add("role", b"held").finish();
+        std::fs::create_dir_all(&dir).unwrap();
+        let holder = std::fs::File::create(dir.join(format!("{key}.lock"))).unwrap();
+        holder.lock().unwrap();
+        let start = Instant::now();
+        let c: Result<_, ()> = cache
+            .get_or_create(
+                &key,
+                || t0,
+                Instant::now() + Duration::from_millis(600),
+                || async { Ok(creds(t0 + time::Duration::hours(1))) },
+            )
+            .await;
+        assert!(c.is_ok());
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_millis(500),
+            "{waited:?}"
+        );
+        assert!(
+            !dir.join(format!("{key}.json")).exists(),
+            "not cached without the lock"
+        );
+        drop(holder);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[tokio::test]
     async fn reuses_only_with_15_minutes_left() {
@@ -134,6 +232,7 @@ mod tests {
             .get_or_create(
                 &key,
                 || t0,
+                soon(),
                 || {
                     calls += 1;
                     async { Ok(creds(t0 + time::Duration::hours(1))) }
@@ -145,6 +244,7 @@ mod tests {
             .get_or_create(
                 &key,
                 || t0 + time::Duration::minutes(44),
+                soon(),
                 || {
                     calls += 1;
                     async { Ok(creds(t0 + time::Duration::hours(2))) }
@@ -156,6 +256,7 @@ mod tests {
             .get_or_create(
                 &key,
                 || t0 + time::Duration::minutes(46),
+                soon(),
                 || {
                     calls += 1;
                     async { Ok(creds(t0 + time::Duration::hours(2))) }

@@ -4,10 +4,12 @@
 //! holding `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`. Only the target
 //! section's keys that we own are replaced (a stale `aws_security_token` is dropped); other
 //! sections, keys and comments stay as they were. The file is replaced atomically, mode 0600,
-//! its folder created 0700 when missing ([`crate::fsutil`]).
+//! its folder created 0700 when missing ([`crate::fsutil`]). An existing file is read up to
+//! [`MAX_INI_FILE`] bytes; a value holding a line break is refused, never written.
 //!
 //! The sink of `init` and `serve` is [`write_output`]: the profile in the credentials file, and
-//! the region in the config file when one is named ([`Output`]).
+//! the region in the config file when one is named ([`Output`]): both files or neither (both
+//! are staged before either is renamed).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use std::time::Instant;
 
 use crate::credentials::Credentials;
 use crate::fsutil;
+use crate::limits::MAX_INI_FILE;
 use crate::logging::ms_since;
 
 /// Where `init` and `serve` write.
@@ -59,20 +62,29 @@ pub(crate) fn write_output(
     out: &Output,
     region: &str,
     creds: &Credentials,
+    deadline: Instant,
 ) -> Result<(), WriteError> {
     let t = Instant::now();
-    write_credentials(&out.credentials_file, &out.profile, creds).map_err(|source| WriteError {
+    let credentials_error = |source| WriteError {
         what: "credentials file",
         path: out.credentials_file.clone(),
         source,
-    })?;
+    };
+    let config_error = |path: &PathBuf, source| WriteError {
+        what: "config file",
+        path: path.clone(),
+        source,
+    };
+    // Both files or neither: stage both, then rename (config first: a config rename that fails
+    // leaves the credentials file as it was).
+    let creds_staged = stage_credentials(&out.credentials_file, &out.profile, creds, deadline)
+        .map_err(credentials_error)?;
     if let Some(cf) = &out.config_file {
-        write_region(cf, &out.profile, region).map_err(|source| WriteError {
-            what: "config file",
-            path: cf.clone(),
-            source,
-        })?;
+        stage_region(cf, &out.profile, region, deadline)
+            .and_then(fsutil::Staged::commit)
+            .map_err(|e| config_error(cf, e))?;
     }
+    creds_staged.commit().map_err(credentials_error)?;
     tracing::info!(
         step = "write",
         duration_ms = ms_since(t),
@@ -106,6 +118,21 @@ fn key_of(line: &str) -> Option<String> {
     Some(k.trim().to_ascii_lowercase())
 }
 
+enum LineKind {
+    BlankOrComment,
+    /// Anything else, with its indentation.
+    Other(usize),
+}
+
+fn line_kind(line: &str) -> LineKind {
+    let t = line.trim();
+    if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+        LineKind::BlankOrComment
+    } else {
+        LineKind::Other(line.len() - line.trim_start().len())
+    }
+}
+
 /// Sets `values` in section `[section]` of an INI text, dropping the section's lines whose key
 /// is in `owned`; everything else is kept. Adds the section at the end when missing.
 pub(crate) fn set_section(
@@ -118,7 +145,21 @@ pub(crate) fn set_section(
     let new_lines: String = values.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
     let mut in_target = false;
     let mut written = false;
+    // After a dropped key, its continuation lines go too: as Python's configparser (botocore)
+    // reads it, a line indented deeper than the key continues its value, across blank and
+    // comment lines (those are kept).
+    let mut dropping_value: Option<usize> = None;
     for line in existing.split_inclusive('\n') {
+        if let Some(key_indent) = dropping_value {
+            match line_kind(line) {
+                LineKind::BlankOrComment => {
+                    out.push_str(line);
+                    continue;
+                }
+                LineKind::Other(indent) if indent > key_indent => continue,
+                LineKind::Other(_) => dropping_value = None,
+            }
+        }
         if let Some(name) = section_name(line) {
             in_target = name == section;
             out.push_str(line);
@@ -128,10 +169,14 @@ pub(crate) fn set_section(
             if in_target && !written {
                 out.push_str(&new_lines);
                 written = true;
+                // An indented line right after the header would now continue our last value:
+                // it goes (found by the ini_merge fuzz target; it made the merge unstable).
+                dropping_value = Some(0);
             }
             continue;
         }
         if in_target && key_of(line).is_some_and(|k| owned.contains(&k.as_str())) {
+            dropping_value = Some(line.len() - line.trim_start().len());
             continue;
         }
         out.push_str(line);
@@ -148,40 +193,53 @@ pub(crate) fn set_section(
     out
 }
 
-/// Writes `creds` as profile `profile` into the credentials file at `path`.
-pub(crate) fn write_credentials(
+/// Stages `creds` as profile `profile` of the credentials file at `path` (the merged file in a
+/// temp file beside it, renamed over it by [`fsutil::Staged::commit`]). A value with a line
+/// break or other control character is refused: it would start a new INI line.
+pub(crate) fn stage_credentials(
     path: &Path,
     profile: &str,
     creds: &Credentials,
-) -> std::io::Result<()> {
-    let existing = read_existing(path)?;
-    let text = set_section(
-        &existing,
-        profile,
-        &CREDENTIAL_KEYS,
-        &[
-            ("aws_access_key_id", &creds.access_key_id),
-            ("aws_secret_access_key", creds.secret_access_key.expose()),
-            ("aws_session_token", creds.session_token.expose()),
-        ],
-    );
-    fsutil::write_atomic(path, text.as_bytes())
+    deadline: Instant,
+) -> std::io::Result<fsutil::Staged> {
+    let values = [
+        ("aws_access_key_id", creds.access_key_id.as_str()),
+        ("aws_secret_access_key", creds.secret_access_key.expose()),
+        ("aws_session_token", creds.session_token.expose()),
+    ];
+    for (k, v) in values {
+        if v.chars().any(char::is_control) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("refusing to write {k}: it contains a line break or control character"),
+            ));
+        }
+    }
+    let existing = read_existing(path, deadline)?;
+    let text = set_section(&existing, profile, &CREDENTIAL_KEYS, &values);
+    fsutil::Staged::new(path, text.as_bytes())
 }
 
-/// Records `region` for `profile` in the config file at `path`.
-pub(crate) fn write_region(path: &Path, profile: &str, region: &str) -> std::io::Result<()> {
+/// Stages `region` for `profile` in the config file at `path` (see [`stage_credentials`]).
+fn stage_region(
+    path: &Path,
+    profile: &str,
+    region: &str,
+    deadline: Instant,
+) -> std::io::Result<fsutil::Staged> {
     let section = if profile == "default" {
         "default".to_string()
     } else {
         format!("profile {profile}")
     };
-    let existing = read_existing(path)?;
+    let existing = read_existing(path, deadline)?;
     let text = set_section(&existing, &section, &["region"], &[("region", region)]);
-    fsutil::write_atomic(path, text.as_bytes())
+    fsutil::Staged::new(path, text.as_bytes())
 }
 
-fn read_existing(path: &Path) -> std::io::Result<String> {
-    match std::fs::read(path) {
+/// The file as it is (at most [`MAX_INI_FILE`] bytes), or empty when missing.
+fn read_existing(path: &Path, deadline: Instant) -> std::io::Result<String> {
+    match crate::bounded::read_file(path, MAX_INI_FILE, deadline) {
         Ok(b) => String::from_utf8(b).map_err(|_| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -189,7 +247,7 @@ fn read_existing(path: &Path) -> std::io::Result<String> {
             )
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into_io()),
     }
 }
 
@@ -235,3 +293,6 @@ mod tests {
         assert_eq!(after, "[a]\nx = 1\n\n[b]\naws_access_key_id = B\n");
     }
 }
+
+#[cfg(test)]
+mod proptests;

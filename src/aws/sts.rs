@@ -13,6 +13,7 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 
 use crate::credentials::Credentials;
+use crate::limits::MAX_STS_BODY;
 
 const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
 const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
@@ -30,6 +31,7 @@ pub(crate) async fn get_caller_identity(
     endpoint: &str,
     region: &str,
     creds: &Credentials,
+    deadline: std::time::Instant,
 ) -> Result<CallerIdentity, String> {
     let url = format!("{}/", endpoint.trim_end_matches('/'));
     let identity = aws_credential_types::Credentials::new(
@@ -72,10 +74,10 @@ pub(crate) async fn get_caller_identity(
         .await
         .map_err(|e| format!("STS at {url}: {}", crate::http::describe(&e)))?;
     let status = resp.status();
-    let text = resp
-        .text()
+    let body = crate::bounded::read_body(resp, MAX_STS_BODY, deadline)
         .await
-        .map_err(|e| format!("STS at {url}: {}", crate::http::describe(&e)))?;
+        .map_err(|e| format!("STS at {url}: {e}"))?;
+    let text = String::from_utf8_lossy(&body);
     if !status.is_success() {
         let code = element(&text, "Code").unwrap_or_default();
         let msg = element(&text, "Message").unwrap_or_default();

@@ -21,7 +21,7 @@ const MAX_ATTEMPTS: u32 = 5;
 pub(crate) async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error> {
     let ra = config::rolesanywhere(&args.ra, env)?;
     let deadline = Instant::now() + config::timeout(&args.deadline)?;
-    let source = config::file_or_vault_source(&args, env)?;
+    let source = config::file_or_vault_source(&args, env, deadline)?;
     let client = ra.client(Some(MAX_ATTEMPTS)).map_err(Error::Other)?;
 
     let obtain = || async { Ok::<_, Error>(source.obtain(&client, deadline).await?.credentials) };
@@ -43,11 +43,11 @@ pub(crate) async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<()
                         .unwrap_or("")
                         .as_bytes(),
                 );
-            for (name, value) in source.key_parts()? {
+            for (name, value) in source.key_parts(deadline)? {
                 key = key.add(name, &value);
             }
             cache
-                .get_or_create(&key.finish(), OffsetDateTime::now_utc, obtain)
+                .get_or_create(&key.finish(), OffsetDateTime::now_utc, deadline, obtain)
                 .await?
         }
     };

@@ -20,7 +20,8 @@ use crate::source::files::Fingerprint;
 pub(crate) async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
     let ra = config::rolesanywhere(&args.flow.ra, env)?;
     let timeout = config::timeout(&args.flow.deadline)?;
-    let source = config::files_or_vault(&args.files, &args.flow.vault, env)?;
+    let source =
+        config::files_or_vault(&args.files, &args.flow.vault, env, Instant::now() + timeout)?;
     // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
     let output = match args.flow.output.credentials_file {
         Some(_) => Some(config::output(&args.flow.output, env)?),
@@ -68,7 +69,8 @@ impl refresh::Obtain for Refresher {
             .await
             .map_err(|e| one_line(&e))?;
         if let Some(out) = &self.output
-            && let Err(e) = credentials_file::write_output(out, &self.region, &got.credentials)
+            && let Err(e) =
+                credentials_file::write_output(out, &self.region, &got.credentials, deadline)
         {
             tracing::warn!(error = %e, "could not rewrite the credentials file");
         }

@@ -157,6 +157,9 @@ fn private_key_der(
     PrivateKeyDer::try_from(bytes.to_vec()).map_err(|e| format!("unreadable key: {e}"))
 }
 
+/// How long `sign-string` waits for its key file (a FIFO with no writer, say).
+const SIGN_STRING_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs the command.
 pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
     let path = args.private_key.as_ref().ok_or_else(|| {
@@ -164,15 +167,19 @@ pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
             "missing --private-key: the key file to sign the helper's test string with".into(),
         )
     })?;
-    let bytes = std::fs::read(path).map_err(|source| MaterialError::Read {
-        what: "private key",
-        path: path.clone(),
-        source,
-    })?;
+    // An offline command with no --timeout: a fixed bound, as for every other read.
+    let deadline = std::time::Instant::now() + SIGN_STRING_READ_TIMEOUT;
+    let bytes = crate::bounded::read_file(path, crate::limits::MAX_PRIVATE_KEY_FILE, deadline)
+        .map_err(|e| MaterialError::Read {
+            what: "private key",
+            path: path.clone(),
+            source: e.into_io(),
+        })?;
     let origin = format!("private key {}", path.display());
     let password = crate::config::key_password(
         args.pkcs8_password.as_ref(),
         args.pkcs8_password_file.as_deref(),
+        deadline,
     )?;
     let key = SigningKey::load(&bytes, password.as_ref()).map_err(|source| MaterialError::Key {
         origin: origin.clone(),

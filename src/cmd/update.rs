@@ -24,12 +24,14 @@ use crate::timefmt::{self, Style};
 pub(crate) async fn run(args: UpdateArgs, env: &dyn Env) -> Result<(), Error> {
     let ra = config::rolesanywhere(&args.flow.ra, env)?;
     let timeout = config::timeout(&args.flow.deadline)?;
-    let source = config::files_or_vault(&args.files, &args.flow.vault, env)?;
+    let source =
+        config::files_or_vault(&args.files, &args.flow.vault, env, Instant::now() + timeout)?;
     let output = config::output(&args.flow.output, env)?;
     let client = ra.client(None).map_err(Error::Other)?;
     if args.once {
-        let got = source.obtain(&client, Instant::now() + timeout).await?;
-        credentials_file::write_output(&output, &ra.target.region, &got.credentials)?;
+        let deadline = Instant::now() + timeout;
+        let got = source.obtain(&client, deadline).await?;
+        credentials_file::write_output(&output, &ra.target.region, &got.credentials, deadline)?;
         return Ok(());
     }
     // Consecutive failed refreshes, for the backoff between retries.
@@ -37,10 +39,16 @@ pub(crate) async fn run(args: UpdateArgs, env: &dyn Env) -> Result<(), Error> {
     loop {
         let started = OffsetDateTime::now_utc();
         let watch_from = source.files().map(|f| f.fingerprint());
-        let result = match source.obtain(&client, Instant::now() + timeout).await {
-            Ok(got) => credentials_file::write_output(&output, &ra.target.region, &got.credentials)
-                .map(|()| got)
-                .map_err(Error::from),
+        let deadline = Instant::now() + timeout;
+        let result = match source.obtain(&client, deadline).await {
+            Ok(got) => credentials_file::write_output(
+                &output,
+                &ra.target.region,
+                &got.credentials,
+                deadline,
+            )
+            .map(|()| got)
+            .map_err(Error::from),
             Err(e) => Err(Error::from(e)),
         };
         let (wait, watch) = match result {

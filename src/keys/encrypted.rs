@@ -67,6 +67,7 @@ pub(crate) fn decrypt_pkcs8(
         }
         other => KeyError::Malformed(format!("encrypted PKCS#8: {other}")),
     })?;
+    check_kdf_cost(&info.encryption_algorithm)?;
     match info.decrypt(password.expose().as_bytes()) {
         Ok(doc) => {
             let plain = Zeroizing::new(doc.as_bytes().to_vec());
@@ -84,6 +85,49 @@ pub(crate) fn decrypt_pkcs8(
             KeyError::UnsupportedEncryption(format!("PBES2 with algorithm {oid}")),
         ),
         Err(e) => Err(KeyError::Malformed(format!("encrypted PKCS#8: {e}"))),
+    }
+}
+
+/// The most PBKDF2 iterations decrypted (OpenSSL writes 2,048, OWASP asks 600,000 for SHA-256):
+/// a file asking for billions would burn the CPU for hours before `--timeout` could end it.
+pub(crate) const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// The most memory scrypt may take (128 · r · N bytes; OpenSSL's `-scrypt` takes 16 MiB): a
+/// file asking for more would abort the process on allocation.
+pub(crate) const MAX_SCRYPT_MEMORY: u64 = 64 * 1024 * 1024;
+/// The most scrypt lanes (p) computed one after the other.
+pub(crate) const MAX_SCRYPT_PARALLELISM: u16 = 16;
+
+/// Refuses key-derivation parameters above [`MAX_PBKDF2_ITERATIONS`], [`MAX_SCRYPT_MEMORY`] or
+/// [`MAX_SCRYPT_PARALLELISM`], before any work is done.
+fn check_kdf_cost(scheme: &pkcs5::EncryptionScheme) -> Result<(), KeyError> {
+    let pkcs5::EncryptionScheme::Pbes2(params) = scheme else {
+        return Ok(());
+    };
+    match &params.kdf {
+        pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => {
+            Err(KeyError::UnsupportedEncryption(format!(
+                "PBKDF2 with {} iterations (at most {MAX_PBKDF2_ITERATIONS} are computed)",
+                p.iteration_count
+            )))
+        }
+        pkcs5::pbes2::Kdf::Scrypt(p) => {
+            let memory = 128u64
+                .saturating_mul(u64::from(p.block_size))
+                .saturating_mul(p.cost_parameter);
+            if memory > MAX_SCRYPT_MEMORY || p.parallelization > MAX_SCRYPT_PARALLELISM {
+                Err(KeyError::UnsupportedEncryption(format!(
+                    "scrypt with N={} r={} p={} ({} MiB; at most {} MiB and p={MAX_SCRYPT_PARALLELISM} are computed)",
+                    p.cost_parameter,
+                    p.block_size,
+                    p.parallelization,
+                    memory / (1024 * 1024),
+                    MAX_SCRYPT_MEMORY / (1024 * 1024)
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
     }
 }
 
@@ -156,5 +200,45 @@ mod tests {
             decrypt_pkcs8(b"\x30\x03\x02\x01\x00", None),
             Err(KeyError::Malformed(_))
         ));
+    }
+
+    /// `enc` with its KDF made `expensive`, re-encoded (the data stays: the cost check comes
+    /// first, so nothing is derived).
+    fn with_kdf(enc: &[u8], expensive: impl Fn(&mut pkcs5::pbes2::Kdf)) -> Vec<u8> {
+        use pkcs8::der::Encode;
+        let der = der(enc);
+        let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice()).unwrap();
+        let mut alg = info.encryption_algorithm.clone();
+        let pkcs5::EncryptionScheme::Pbes2(params) = &mut alg else {
+            panic!("PBES2 expected")
+        };
+        expensive(&mut params.kdf);
+        pkcs8::EncryptedPrivateKeyInfo {
+            encryption_algorithm: alg,
+            encrypted_data: info.encrypted_data,
+        }
+        .to_der()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_key_derivation_that_would_not_end_is_refused_before_it_starts() {
+        let pw = Secret::new("correct-horse");
+        let slow = with_kdf(SHA1, |k| {
+            if let pkcs5::pbes2::Kdf::Pbkdf2(p) = k {
+                p.iteration_count = 2_000_000_000;
+            }
+        });
+        let t = std::time::Instant::now();
+        let e = decrypt_pkcs8(&slow, Some(&pw)).unwrap_err().to_string();
+        assert!(e.contains("2000000000 iterations"), "{e}");
+        let huge = with_kdf(SCRYPT, |k| {
+            if let pkcs5::pbes2::Kdf::Scrypt(p) = k {
+                p.cost_parameter = 1 << 30;
+            }
+        });
+        let e = decrypt_pkcs8(&huge, Some(&pw)).unwrap_err().to_string();
+        assert!(e.contains("N=1073741824"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -13,12 +13,14 @@
 //! The password is a [`Secret`]: it is never in a message.
 
 use std::path::Path;
+use std::time::Instant;
 
 use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use super::{Identity, MaterialError, parse_certificates};
 use crate::keys::{KeyError, SigningKey, pkcs12};
+use crate::limits::{MAX_CERTIFICATE_FILE, MAX_PRIVATE_KEY_FILE};
 use crate::secret::Secret;
 
 /// PEM labels of private keys: a `--certificate` file holding one is a combined file.
@@ -30,11 +32,18 @@ const KEY_LABELS: [&str; 5] = [
     "-----BEGIN TSS2 PRIVATE KEY-----",
 ];
 
-fn read(what: &'static str, path: &Path) -> Result<Vec<u8>, MaterialError> {
-    std::fs::read(path).map_err(|source| MaterialError::Read {
+/// Reads one input file: capped at `cap` bytes and given up at `deadline` (a FIFO with no
+/// writer, `/dev/zero`: see [`crate::bounded`]).
+fn read(
+    what: &'static str,
+    path: &Path,
+    cap: u64,
+    deadline: Instant,
+) -> Result<Vec<u8>, MaterialError> {
+    crate::bounded::read_file(path, cap, deadline).map_err(|e| MaterialError::Read {
         what,
         path: path.to_path_buf(),
-        source,
+        source: e.into_io(),
     })
 }
 
@@ -59,13 +68,15 @@ fn key_error(origin: String) -> impl FnOnce(KeyError) -> MaterialError {
 }
 
 /// Loads and checks `--certificate`, `--intermediates` and `--private-key` (optional: see the
-/// module docs), decrypting with `password` where needed.
+/// module docs), decrypting with `password` where needed; each file is read up to its cap
+/// ([`crate::limits`]) before `deadline`.
 pub(crate) fn load_files(
     certificate: &Path,
     intermediates: Option<&Path>,
     private_key: Option<&Path>,
     password: Option<&Secret>,
     now: OffsetDateTime,
+    deadline: Instant,
 ) -> Result<Identity, MaterialError> {
     let cert_origin = format!("certificate {}", certificate.display());
     if let Some(e) = key_store_reference(certificate) {
@@ -78,9 +89,12 @@ pub(crate) fn load_files(
         );
         return Err(key_error(origin)(e));
     }
-    let cert_bytes = read("certificate", certificate)?;
+    let cert_bytes = read("certificate", certificate, MAX_CERTIFICATE_FILE, deadline)?;
     let extra = match intermediates {
-        Some(p) => parse_certificates(&read("intermediates", p)?, &p.display().to_string())?,
+        Some(p) => parse_certificates(
+            &read("intermediates", p, MAX_CERTIFICATE_FILE, deadline)?,
+            &p.display().to_string(),
+        )?,
         None => Vec::new(),
     };
     let Some(private_key) = private_key else {
@@ -119,7 +133,7 @@ pub(crate) fn load_files(
     let mut certs = parse_certificates(&cert_bytes, &origin)?;
     let leaf = certs.remove(0);
     certs.extend(extra);
-    let key_bytes = read("private key", private_key)?;
+    let key_bytes = read("private key", private_key, MAX_PRIVATE_KEY_FILE, deadline)?;
     let key = SigningKey::load(&key_bytes, password)
         .map_err(key_error(format!("private key {}", private_key.display())))?;
     Identity::new(leaf, certs, key, now)
@@ -171,6 +185,10 @@ fn issuer_order(leaf: &[u8], mut rest: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 mod tests {
     use super::*;
 
+    fn soon() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(5)
+    }
+
     const CERT: &str = include_str!("../../tests/data/kat/cert.pem");
     const KEY: &str = include_str!("../../tests/data/kat/cert-key.pem");
 
@@ -188,7 +206,7 @@ mod tests {
         ] {
             let p = dir.join(name);
             std::fs::write(&p, body).unwrap();
-            let id = load_files(&p, None, None, None, now()).unwrap();
+            let id = load_files(&p, None, None, None, now(), soon()).unwrap();
             assert_eq!(
                 id.serial_decimal,
                 "337562787801933536189724934726614584366112857655"
@@ -196,7 +214,7 @@ mod tests {
         }
         let p = dir.join("cert-only.pem");
         std::fs::write(&p, CERT).unwrap();
-        let e = load_files(&p, None, None, None, now())
+        let e = load_files(&p, None, None, None, now(), soon())
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing --private-key"), "{e}");
@@ -210,9 +228,16 @@ mod tests {
             ("/nonexistent/cert.pem", Some("pkcs11:object=k")),
             ("/nonexistent/cert.pem", Some("handle:0x81000001")),
         ] {
-            let e = load_files(Path::new(cert), None, key.map(Path::new), None, now())
-                .unwrap_err()
-                .to_string();
+            let e = load_files(
+                Path::new(cert),
+                None,
+                key.map(Path::new),
+                None,
+                now(),
+                soon(),
+            )
+            .unwrap_err()
+            .to_string();
             assert!(
                 e.contains("is not supported here: export the key") && e.contains("Vault"),
                 "{e}"

@@ -5,9 +5,13 @@
 //! `credentialSet[0].credentials{accessKeyId, secretAccessKey, sessionToken, expiration}`; an
 //! error's code comes from `X-Amzn-ErrorType`, else the body's `__type`/`code`, its text from
 //! `message`/`Message`. Retried, with capped exponential backoff and full jitter until the
-//! deadline: connection errors and timeouts, 5xx, 429 and throttling codes. Never retried:
-//! any other 4xx.
+//! deadline: connection errors and timeouts, 5xx, 429 and throttling codes, a body over
+//! [`MAX_ROLESANYWHERE_BODY`], and a 2xx whose credentials fail [`check_credentials`] (expired,
+//! a lifetime longer than asked for, a value outside its alphabet or length): those never reach
+//! a sink. Never retried: any other 4xx.
 
+use crate::bounded::{BodyError, read_body};
+use crate::limits::{MAX_ROLESANYWHERE_BODY, check_credentials};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -162,7 +166,7 @@ impl SessionClient {
                     "signed CreateSession"
                 );
             }
-            self.send(&req).await
+            self.send(&req, deadline).await
         };
         retry::run("CreateSession", "", policy, deadline, attempt)
             .await
@@ -178,21 +182,33 @@ impl SessionClient {
 
     /// One attempt, classified: 2xx parsed; connection errors, 5xx, 429 and throttling codes
     /// retried; a refused TLS certificate and other 4xx fatal.
-    async fn send(&self, req: &SignedRequest) -> Outcome<Session, SessionError> {
+    async fn send(&self, req: &SignedRequest, deadline: Instant) -> Outcome<Session, SessionError> {
         let mut rb = self.http.post(&req.url);
         for (k, v) in &req.headers {
             rb = rb.header(*k, v);
         }
         let sent = crate::http::timed(async {
-            let resp = rb.body(req.body.clone()).send().await?;
+            let resp = rb
+                .body(req.body.clone())
+                .send()
+                .await
+                .map_err(BodyError::Http)?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            Ok::<_, reqwest::Error>((status, headers, resp.bytes().await?))
+            let body = read_body(resp, MAX_ROLESANYWHERE_BODY, deadline).await?;
+            Ok::<_, BodyError>((status, headers, body))
         })
         .await;
         let (status, headers, body) = match sent {
             Ok(s) => s,
-            Err(e) => {
+            // Over the cap or past the deadline: retried like a 5xx while time is left.
+            Err(e @ BodyError::Read(_)) => {
+                return Outcome::Retry {
+                    why: e.to_string(),
+                    after: None,
+                };
+            }
+            Err(BodyError::Http(e)) => {
                 if let Some(why) = crate::http::certificate_failure(&e) {
                     return Outcome::Fatal(SessionError::Tls {
                         url: self.endpoint.sessions_url(),
@@ -206,9 +222,15 @@ impl SessionClient {
             }
         };
         if status.is_success() {
-            return match parse_success(&body) {
+            // An answer that does not parse, or whose credentials are expired, implausible or
+            // malformed, never reaches a sink: retried like a 5xx (a proxy or a bad node may
+            // have mangled it), it ends as exit 4 when time runs out.
+            return match parse_success(&body).and_then(|s| self.check(s)) {
                 Ok(s) => Outcome::Done(s),
-                Err(e) => Outcome::Fatal(e),
+                Err(e) => Outcome::Retry {
+                    why: e.to_string(),
+                    after: None,
+                },
             };
         }
         let (code, message) = parse_error(&headers, &body);
@@ -235,7 +257,24 @@ impl SessionClient {
     }
 }
 
-fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
+impl SessionClient {
+    /// The credentials' shape and lifetime ([`check_credentials`]) for the requested duration.
+    fn check(&self, s: Session) -> Result<Session, SessionError> {
+        let c = &s.credentials;
+        check_credentials(
+            &c.access_key_id,
+            c.secret_access_key.expose(),
+            c.session_token.expose(),
+            c.expiration,
+            OffsetDateTime::now_utc(),
+            Some(self.params.duration_seconds),
+        )
+        .map_err(|e| SessionError::BadResponse(e.0))?;
+        Ok(s)
+    }
+}
+
+pub(crate) fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
     let r: Response = serde_json::from_slice(body)
         .map_err(|e| SessionError::BadResponse(format!("not a CreateSession JSON body ({e})")))?;
     let set = r
@@ -245,7 +284,10 @@ fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
         .ok_or_else(|| SessionError::BadResponse("credentialSet is empty".into()))?;
     let c = set.credentials;
     let expiration = parse_rfc3339(&c.expiration).ok_or_else(|| {
-        SessionError::BadResponse(format!("expiration {:?} is not RFC 3339", c.expiration))
+        SessionError::BadResponse(format!(
+            "expiration {} is not RFC 3339",
+            crate::limits::quote(&c.expiration)
+        ))
     })?;
     Ok(Session {
         credentials: Credentials {
@@ -259,7 +301,7 @@ fn parse_success(body: &[u8]) -> Result<Session, SessionError> {
 }
 
 /// The AWS error code and message of a failed response.
-fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
+pub(crate) fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
     let json: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let field = |names: &[&str]| {
         names
@@ -283,7 +325,10 @@ fn parse_error(headers: &http::HeaderMap, body: &[u8]) -> (String, String) {
             .trim()
             .to_string()
     });
-    (code, message.replace(['\n', '\r'], " "))
+    (
+        crate::limits::remote_text(&code),
+        crate::limits::remote_text(&message),
+    )
 }
 
 fn hint(code: &str, message: &str, target: &Target) -> String {

@@ -27,20 +27,21 @@ impl Endpoint {
     /// Parses `--endpoint` (or the default endpoint). Accepts `https://` and `http://` URLs
     /// with an optional port and path prefix; no query or fragment.
     pub(crate) fn parse(raw: &str) -> Result<Endpoint, String> {
+        let shown = crate::limits::quote(raw);
         let url = url::Url::parse(raw).map_err(|e| {
-            format!("invalid endpoint {raw:?}: {e}; expected https://HOST[:PORT][/PREFIX]")
+            format!("invalid endpoint {shown}: {e}; expected https://HOST[:PORT][/PREFIX]")
         })?;
         if !matches!(url.scheme(), "https" | "http") {
             return Err(format!(
-                "invalid endpoint {raw:?}: the scheme must be https (or http for tests)"
+                "invalid endpoint {shown}: the scheme must be https (or http for tests)"
             ));
         }
         let host = url
             .host_str()
-            .ok_or_else(|| format!("invalid endpoint {raw:?}: no host"))?;
+            .ok_or_else(|| format!("invalid endpoint {shown}: no host"))?;
         if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
             return Err(format!(
-                "invalid endpoint {raw:?}: no query, fragment or user info allowed"
+                "invalid endpoint {shown}: no query, fragment or user info allowed"
             ));
         }
         let host = match url.port() {

@@ -78,9 +78,15 @@ fn error_body(code: &str, message: &str) -> String {
     serde_json::json!({"code": code, "message": message}).to_string()
 }
 
-/// The token in `path` if it holds a valid one (a restart), else a new one written there.
+/// How long an existing token file (a FIFO?) may take to read at start-up.
+const TOKEN_FILE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The token in `path` if it holds a valid one (a restart), else a new one written there (an
+/// existing file is read up to [`crate::limits::MAX_AUTH_TOKEN_FILE`] bytes).
 pub(crate) fn load_or_create_token(path: &Path) -> std::io::Result<String> {
-    if let Ok(existing) = std::fs::read(path)
+    let deadline = std::time::Instant::now() + TOKEN_FILE_WAIT;
+    if let Ok(existing) =
+        crate::bounded::read_file(path, crate::limits::MAX_AUTH_TOKEN_FILE, deadline)
         && existing.len() == TOKEN_LEN
         && existing.iter().all(|b| b.is_ascii_hexdigit())
     {

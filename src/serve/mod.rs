@@ -309,6 +309,32 @@ fn route(req: &Parts, s: &State, routes: Routes) -> Reply {
     }
 }
 
+/// The secret key [`route_for_fuzzing`]'s credentials carry.
+pub(crate) const FUZZ_SECRET: &str = "FuzzSecretKeyFuzzSecretKeyFuzzSecretKey0";
+
+/// Routes `req` on the main listener of a sidecar with valid credentials, ECS token
+/// `fuzz-token` and IMDS on ([`crate::fuzzing::serve_request`]): the status and the body.
+pub(crate) fn route_for_fuzzing(req: &Parts) -> (StatusCode, String) {
+    static STATE: std::sync::OnceLock<State> = std::sync::OnceLock::new();
+    let s = STATE.get_or_init(|| {
+        let s = State::new(Some("fuzz-token".into()), true, "FuzzRole".into());
+        let now = OffsetDateTime::now_utc();
+        s.set(Current {
+            creds: Credentials {
+                access_key_id: "ASIAFUZZFUZZFUZZFUZZ".into(),
+                secret_access_key: crate::secret::Secret::new(FUZZ_SECRET),
+                session_token: crate::secret::Secret::new("RnV6elRva2VuRnV6elRva2Vu"),
+                expiration: now + time::Duration::days(3650),
+            },
+            cert_not_after: now + time::Duration::days(3650),
+            updated: now,
+        });
+        s
+    });
+    let r = route(req, s, Routes::All);
+    (r.status, r.body)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

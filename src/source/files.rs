@@ -1,7 +1,9 @@
 //! The file source: `--certificate`, `--private-key` (optional: a PKCS#12 or key + certificate
 //! PEM file as `--certificate`), `--intermediates` and the key password, as
-//! `aws_signing_helper` takes them (see [`crate::material::load_files`]). The files are read
-//! and checked at every use, so a certificate rotated on disk is picked up by the next `obtain`.
+//! `aws_signing_helper` takes them (see [`crate::material::load_files`]). The files are read and
+//! checked at every use, so a certificate rotated on disk is picked up by the next `obtain` (the
+//! one read for the cache key is reused by the `obtain` right after it, so a pipe works). Each
+//! file is read up to its cap ([`crate::limits`]) and before the deadline.
 //!
 //! Rotation (cert-manager, csi-driver-spiffe and SPIRE rewrite the files in place or swap a
 //! symlink to a new folder):
@@ -13,6 +15,7 @@
 //!   expires before the credentials it minted, and after a failed refresh.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -23,13 +26,16 @@ use crate::rolesanywhere::session::SessionClient;
 use crate::secret::Secret;
 
 /// The files, as given.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct FileSource {
     pub(crate) certificate: PathBuf,
     pub(crate) private_key: Option<PathBuf>,
     pub(crate) intermediates: Option<PathBuf>,
     /// `--pkcs8-password[-file]`: decrypts an encrypted PKCS#8 key or a PKCS#12 file.
     pub(crate) password: Option<Secret>,
+    /// What [`FileSource::key_parts`] read, kept for the `obtain` that follows: a pipe
+    /// (`--certificate <(cat cert.pem)`) can be read only once.
+    pub(crate) loaded: Mutex<Option<Box<Identity>>>,
 }
 
 /// How long a pair caught mid-rotation is read again before `obtain` fails.
@@ -43,22 +49,27 @@ pub(crate) const WATCH_EVERY: Duration = Duration::from_secs(1);
 pub(crate) type Fingerprint = [u8; 32];
 
 impl FileSource {
-    /// Reads and checks the files now.
-    fn load(&self) -> Result<Identity, MaterialError> {
+    /// Reads and checks the files now, each before `deadline`.
+    fn load(&self, deadline: Instant) -> Result<Identity, MaterialError> {
         material::load_files(
             &self.certificate,
             self.intermediates.as_deref(),
             self.private_key.as_deref(),
             self.password.as_ref(),
             OffsetDateTime::now_utc(),
+            deadline,
         )
     }
 
-    pub(super) fn key_parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
-        let id = self.load()?;
+    pub(super) fn key_parts(
+        &self,
+        deadline: Instant,
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
+        let id = self.load(deadline)?;
         let mut parts = vec![("leaf", id.leaf_der.clone())];
         parts.extend(id.chain_der.iter().map(|c| ("chain", c.clone())));
         parts.push(("public_key", id.key.public_key_bits()));
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(id));
         Ok(parts)
     }
 
@@ -67,7 +78,7 @@ impl FileSource {
     async fn load_settled(&self, deadline: Instant) -> Result<Identity, MaterialError> {
         let give_up = (Instant::now() + SETTLE).min(deadline);
         loop {
-            match self.load() {
+            match self.load(deadline) {
                 Ok(id) => return Ok(id),
                 Err(e) if Instant::now() + SETTLE_EVERY < give_up => {
                     tracing::debug!(error = %e, "certificate files not usable yet, reading them again");
@@ -87,7 +98,13 @@ impl FileSource {
             self.intermediates.as_ref(),
         ];
         for p in files.into_iter().flatten() {
-            match std::fs::read(p) {
+            // Bounded like every read: a FIFO or /dev/zero cannot stall or flood the watcher.
+            let read = crate::bounded::read_file(
+                p,
+                crate::limits::MAX_CERTIFICATE_FILE,
+                Instant::now() + WATCH_EVERY,
+            );
+            match read {
                 Ok(bytes) => {
                     ctx.update(&(bytes.len() as u64).to_be_bytes());
                     ctx.update(&bytes);
@@ -122,7 +139,11 @@ impl FileSource {
         client: &SessionClient,
         deadline: Instant,
     ) -> Result<Obtained, SourceError> {
-        let identity = self.load_settled(deadline).await?;
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let identity = match loaded {
+            Some(id) => *id,
+            None => self.load_settled(deadline).await?,
+        };
         tracing::debug!(serial = %identity.serial_decimal, certificate = %self.certificate.display(), "read the certificate files");
         let t = Instant::now();
         let session = client.create_session(&identity, deadline).await?;
@@ -159,6 +180,7 @@ mod tests {
             private_key: Some(d.join("current/tls.key")),
             intermediates: None,
             password: None,
+            loaded: Default::default(),
         };
         let first = f.fingerprint();
         assert_eq!(first, f.fingerprint());
@@ -186,6 +208,7 @@ mod tests {
             private_key: Some(d.join("k")),
             intermediates: None,
             password: None,
+            loaded: Default::default(),
         };
         let before = f.fingerprint();
         let path = d.join("c");
@@ -221,6 +244,7 @@ mod tests {
             private_key: Some(d.join("k")),
             intermediates: None,
             password: None,
+            loaded: Default::default(),
         };
         // Mismatched for good: the error after SETTLE.
         let t = Instant::now();

@@ -117,9 +117,12 @@ impl Source {
 
     /// This source's part of the cache key: every input that changes the credentials it
     /// obtains (for files: the certificate, chain and public key as they are now).
-    pub(crate) fn key_parts(&self) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
+    pub(crate) fn key_parts(
+        &self,
+        deadline: Instant,
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
         match self {
-            Source::Files(f) => f.key_parts(),
+            Source::Files(f) => f.key_parts(deadline),
             Source::Vault(v) => Ok(vec![("vault", v.describe().into_bytes())]),
         }
     }

@@ -6,7 +6,7 @@
 //! jitter until the overall deadline: connection failures (Vault not up yet, DNS not ready),
 //! 5xx (503 = sealed or standby), 412 and 429 (its `Retry-After` honoured). Not retried:
 //! 400, 403, 404 and other 4xx, which fail at once with Vault's own text, nor a refused TLS
-//! certificate.
+//! certificate. A body is read up to [`MAX_VAULT_BODY`]; a longer one is retried like a 5xx.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Settings;
+use crate::bounded::{BodyError, read_body};
 use crate::http::ClientOptions;
+use crate::limits::MAX_VAULT_BODY;
 use crate::retry::{self, Failure, Outcome, Policy, parse_retry_after};
 use crate::secret::Secret;
 
@@ -139,11 +141,12 @@ impl VaultClient {
                 rb = rb.header("X-Vault-Namespace", ns);
             }
             let sent = crate::http::timed(async {
-                let resp = rb.send().await?;
+                let resp = rb.send().await.map_err(BodyError::Http)?;
                 let status = resp.status().as_u16();
                 let retry_after = parse_retry_after(resp.headers().get(http::header::RETRY_AFTER));
-                let text = resp.text().await?;
-                Ok::<_, reqwest::Error>((status, retry_after, text))
+                let body = read_body(resp, MAX_VAULT_BODY, deadline).await?;
+                let text = String::from_utf8_lossy(&body).into_owned();
+                Ok::<_, BodyError>((status, retry_after, text))
             })
             .await;
             self.classify(op, &url, sent, hint_403)
@@ -166,11 +169,18 @@ impl VaultClient {
         &self,
         op: &str,
         url: &str,
-        sent: Result<(u16, Option<Duration>, String), reqwest::Error>,
+        sent: Result<(u16, Option<Duration>, String), BodyError>,
         hint_403: Option<&str>,
     ) -> Outcome<Value, VaultError> {
         let (status, after, text) = match sent {
-            Err(e) => {
+            // Over the cap or past the deadline: retried like a 5xx while time is left.
+            Err(e @ BodyError::Read(_)) => {
+                return Outcome::Retry {
+                    why: format!("{url}: {e}"),
+                    after: None,
+                };
+            }
+            Err(BodyError::Http(e)) => {
                 if let Some(why) = crate::http::certificate_failure(&e) {
                     return Outcome::Fatal(VaultError::Tls {
                         url: url.to_string(),
@@ -215,7 +225,7 @@ impl VaultClient {
 }
 
 /// Vault's `errors` array as one line.
-fn vault_errors(body: &str) -> String {
+pub(crate) fn vault_errors(body: &str) -> String {
     let v: Value = serde_json::from_str(body).unwrap_or_default();
     let list: Vec<String> = v["errors"]
         .as_array()
@@ -246,7 +256,9 @@ fn vault_errors(body: &str) -> String {
             t.trim().to_string()
         }
     } else {
-        list.join("; ")
+        // Vault's own text, as one bounded line (a control character inside a message, such
+        // as a lone CR, must not split it: found by the vault_response fuzz target).
+        crate::limits::remote_text(&list.join("; "))
     }
 }
 
@@ -265,5 +277,9 @@ mod tests {
             "Vault is sealed"
         );
         assert_eq!(vault_errors("oops\n"), "oops");
+        // Found by fuzz/fuzz_targets/vault_response.rs: a lone CR inside a message.
+        let crash = include_bytes!("../../fuzz/corpus/vault_response/crash-lone-cr.json");
+        let line = vault_errors(&String::from_utf8_lossy(crash));
+        assert!(!line.contains(['\r', '\n']), "{line:?}");
     }
 }

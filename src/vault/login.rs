@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::client::{VaultClient, VaultError};
 use super::{Auth, JwtMethod};
+use crate::limits::{MAX_SECRET_ID_FILE, MAX_TOKEN_FILE};
 use crate::secret::Secret;
 
 /// A ServiceAccount, as Vault or the token names it.
@@ -35,14 +36,26 @@ pub(crate) struct Login {
     pub(crate) service_account: Option<ServiceAccount>,
 }
 
-fn read_secret_file(path: &std::path::Path, what: &str, fix: &str) -> Result<Secret, VaultError> {
-    let raw = std::fs::read_to_string(path).map_err(|e| {
+/// Reads a token or secret id file: at most `cap` bytes, before `deadline`, without blocking
+/// the runtime (a FIFO with no writer, `/dev/zero`; `serve` keeps answering meanwhile).
+async fn read_secret_file(
+    path: &std::path::Path,
+    what: &str,
+    fix: &str,
+    cap: u64,
+    deadline: Instant,
+) -> Result<Secret, VaultError> {
+    let cannot = |e: &dyn std::fmt::Display| {
         VaultError::Input(format!(
             "cannot read the {what} file {}: {e}; {fix}",
             path.display()
         ))
-    })?;
-    let v = raw.trim();
+    };
+    let bytes = crate::bounded::read_file_async(path, cap, deadline)
+        .await
+        .map_err(|e| cannot(&e))?;
+    let raw = Secret::new(String::from_utf8(bytes).map_err(|_| cannot(&"it is not UTF-8 text"))?);
+    let v = raw.expose().trim();
     if v.is_empty() {
         return Err(VaultError::Input(format!(
             "the {what} file {} is empty; {fix}",
@@ -89,7 +102,7 @@ pub(crate) async fn login(
                     ),
                 ),
             };
-            let jwt = read_secret_file(token_file, what, fix)?;
+            let jwt = read_secret_file(token_file, what, fix, MAX_TOKEN_FILE, deadline).await?;
             (
                 format!("{} login (auth/{mount}/login, role {role})", method.name()),
                 mount,
@@ -107,7 +120,10 @@ pub(crate) async fn login(
                 secret_id_file,
                 "AppRole secret id",
                 "pass --approle-secret-id-file",
-            )?;
+                MAX_SECRET_ID_FILE,
+                deadline,
+            )
+            .await?;
             (
                 format!("approle login (auth/{mount}/login)"),
                 mount,

@@ -65,7 +65,7 @@ pub(crate) async fn obtain(
     parse_answer(&op, &answer["data"])
 }
 
-fn parse_answer(op: &str, data: &Value) -> Result<Issued, VaultError> {
+pub(crate) fn parse_answer(op: &str, data: &Value) -> Result<Issued, VaultError> {
     let bad = |why: String| VaultError::BadResponse {
         op: op.to_string(),
         why,

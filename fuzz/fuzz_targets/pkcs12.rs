@@ -1,0 +1,5 @@
+#![no_main]
+//! See `iamra_bootstrap::fuzzing::pkcs12`.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| iamra_bootstrap::fuzzing::pkcs12(data));

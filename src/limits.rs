@@ -1,0 +1,327 @@
+//! Every limit in one place: how much of a file or a response body is read, how long a value
+//! from the command line or the network may be, and what credentials must look like before any
+//! sink (the credentials file, the cache, stdout, the `serve` endpoints) sees them.
+//!
+//! Contract:
+//! - a file or body larger than its cap is refused with one line naming the cap (never read to
+//!   the end: `/dev/zero` stops after `cap + 1` bytes) — see [`crate::bounded`];
+//! - ARNs: AWS's own limits (IAM role ARN 20–2048 characters, role name 1–64, role path 1–512;
+//!   Roles Anywhere trust anchor and profile ARNs 1–1011, `AmazonResourceName` in the service
+//!   model); role session name 2–64 of `[A-Za-z0-9=,.@_-]`; a profile name 1–128 characters of
+//!   `[A-Za-z0-9_.@+=,:/-]` (nothing that could open a new INI section or line);
+//! - credentials from Roles Anywhere ([`check_credentials`]): access key id 16–128 of
+//!   `[A-Za-z0-9]` (IAM's `accessKeyIdType`), secret access key 16–256 and session token
+//!   16–[`MAX_SESSION_TOKEN_LEN`] of the base64 alphabet `[A-Za-z0-9+/=]`, an expiration in the
+//!   future and no later than the requested duration (plus [`CLOCK_SKEW_SECONDS`]) from now.
+//! - error lines quote at most [`MAX_QUOTED_CHARS`] characters of a value ([`quote`]).
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+/// `--certificate` and `--intermediates`: a leaf or a bundle of PEM certificates.
+pub(crate) const MAX_CERTIFICATE_FILE: u64 = MIB;
+/// `--private-key` (an RSA-8192 PKCS#8 PEM is under 7 KiB).
+pub(crate) const MAX_PRIVATE_KEY_FILE: u64 = 256 * KIB;
+/// The ServiceAccount token / JWT file (a projected token is 1–2 KiB).
+pub(crate) const MAX_TOKEN_FILE: u64 = 64 * KIB;
+/// `--pkcs8-password-file`.
+pub(crate) const MAX_PASSWORD_FILE: u64 = 4 * KIB;
+/// The AppRole secret id file (a UUID).
+pub(crate) const MAX_SECRET_ID_FILE: u64 = 4 * KIB;
+/// `VAULT_CACERT` and each file in `VAULT_CAPATH` (a full system bundle is ~200 KiB).
+pub(crate) const MAX_CA_FILE: u64 = 4 * MIB;
+/// One credential-process cache entry.
+pub(crate) const MAX_CACHE_ENTRY: u64 = 64 * KIB;
+/// An existing credentials or config file that is merged into.
+pub(crate) const MAX_INI_FILE: u64 = 4 * MIB;
+/// A Vault response body (a PKI answer with a chain is ~10 KiB).
+pub(crate) const MAX_VAULT_BODY: u64 = MIB;
+/// A Roles Anywhere CreateSession response body (~3 KiB).
+pub(crate) const MAX_ROLESANYWHERE_BODY: u64 = 256 * KIB;
+/// An STS GetCallerIdentity response body (`--verify`, ~1 KiB).
+pub(crate) const MAX_STS_BODY: u64 = 64 * KIB;
+
+/// IAM role ARNs (`arnType` in the IAM model).
+pub(crate) const MAX_ROLE_ARN_LEN: usize = 2048;
+/// The role name in a role ARN.
+pub(crate) const MAX_ROLE_NAME_LEN: usize = 64;
+/// The role path (`/a/b/`, slashes included).
+pub(crate) const MAX_ROLE_PATH_LEN: usize = 512;
+/// Trust anchor and profile ARNs (`AmazonResourceName` in the Roles Anywhere model).
+pub(crate) const MAX_ROLESANYWHERE_ARN_LEN: usize = 1011;
+/// `--role-session-name`.
+pub(crate) const MAX_ROLE_SESSION_NAME_LEN: usize = 64;
+/// `--profile`.
+pub(crate) const MAX_PROFILE_NAME_LEN: usize = 128;
+/// `--common-name` (a DNS name's maximum).
+pub(crate) const MAX_COMMON_NAME_LEN: usize = 253;
+/// An existing `--auth-token-file` (`serve`'s ECS token is 64 hex characters).
+pub(crate) const MAX_AUTH_TOKEN_FILE: u64 = 4 * KIB;
+
+/// Access key ids (IAM `accessKeyIdType`: 16–128 word characters).
+pub(crate) const MAX_ACCESS_KEY_ID_LEN: usize = 128;
+/// Secret access keys (40 characters today).
+pub(crate) const MAX_SECRET_ACCESS_KEY_LEN: usize = 256;
+/// Session tokens (AWS fixes no size; real ones are 400–1500 characters).
+pub(crate) const MAX_SESSION_TOKEN_LEN: usize = 16 * 1024;
+/// Slack allowed between our clock and the issuer's when checking an expiration.
+pub(crate) const CLOCK_SKEW_SECONDS: i64 = 300;
+
+/// The most characters of an offending value quoted in an error line.
+pub(crate) const MAX_QUOTED_CHARS: usize = 96;
+
+/// `value` as `"…"` for an error line (escaped as `{:?}` would): at most [`MAX_QUOTED_CHARS`]
+/// characters of the escaped form, the rest replaced by a count.
+pub(crate) fn quote(value: &str) -> String {
+    let mut out = String::from("\"");
+    let mut shown = 0;
+    for c in value.chars() {
+        let escaped: String = if c == '\'' {
+            "'".into()
+        } else {
+            c.escape_debug().collect()
+        };
+        if shown + escaped.chars().count() > MAX_QUOTED_CHARS {
+            out.push_str(&format!("\"… ({} characters)", value.chars().count()));
+            return out;
+        }
+        shown += escaped.chars().count();
+        out.push_str(&escaped);
+    }
+    out.push('"');
+    out
+}
+
+/// The most characters of a server's own error text (Vault's `errors`, AWS's `message`)
+/// carried into an error line.
+pub(crate) const MAX_REMOTE_TEXT_CHARS: usize = 512;
+
+/// A server's error text for an error line: control characters (CR, LF, tabs, ...) become
+/// spaces, and at most [`MAX_REMOTE_TEXT_CHARS`] characters are kept.
+pub(crate) fn remote_text(text: &str) -> String {
+    let n = text.chars().count();
+    let mut out: String = text
+        .chars()
+        .take(MAX_REMOTE_TEXT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if n > MAX_REMOTE_TEXT_CHARS {
+        out.push_str(&format!("… ({n} characters)"));
+    }
+    out
+}
+
+/// A byte count as `1 MiB`, `64 KiB` or `12 bytes`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    if n >= MIB && n.is_multiple_of(MIB) {
+        format!("{} MiB", n / MIB)
+    } else if n >= KIB && n.is_multiple_of(KIB) {
+        format!("{} KiB", n / KIB)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// Why a set of credentials was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InvalidCredentials(pub String);
+
+impl fmt::Display for InvalidCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidCredentials {}
+
+fn base64ish(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=')
+}
+
+/// Checks credentials before they are used, cached or written. `duration_seconds` is what was
+/// requested (`None` when unknown, e.g. a cache entry: then only "in the future" is checked).
+/// Messages name the field, never its value (except the access key id, which is not secret).
+pub(crate) fn check_credentials(
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: &str,
+    expiration: OffsetDateTime,
+    now: OffsetDateTime,
+    duration_seconds: Option<u32>,
+) -> Result<(), InvalidCredentials> {
+    let bad = |m: String| Err(InvalidCredentials(m));
+    if !(16..=MAX_ACCESS_KEY_ID_LEN).contains(&access_key_id.len())
+        || !access_key_id.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return bad(format!(
+            "the access key id {} is not 16-{MAX_ACCESS_KEY_ID_LEN} letters and digits",
+            quote(access_key_id)
+        ));
+    }
+    if !(16..=MAX_SECRET_ACCESS_KEY_LEN).contains(&secret_access_key.len())
+        || !base64ish(secret_access_key)
+    {
+        return bad(format!(
+            "the secret access key ({} characters) is not 16-{MAX_SECRET_ACCESS_KEY_LEN} characters of A-Z a-z 0-9 + / =",
+            secret_access_key.chars().count()
+        ));
+    }
+    if !(16..=MAX_SESSION_TOKEN_LEN).contains(&session_token.len()) || !base64ish(session_token) {
+        return bad(format!(
+            "the session token ({} characters) is not 16-{MAX_SESSION_TOKEN_LEN} characters of A-Z a-z 0-9 + / =",
+            session_token.chars().count()
+        ));
+    }
+    let left = (expiration - now).whole_seconds();
+    if left <= 0 {
+        return bad(format!(
+            "the credentials expired {} s ago (expiration {}); check the system clock",
+            -left,
+            crate::timefmt::format(expiration, crate::timefmt::Style::Human)
+        ));
+    }
+    if let Some(d) = duration_seconds
+        && left > i64::from(d) + CLOCK_SKEW_SECONDS
+    {
+        return bad(format!(
+            "the credentials claim {left} s of validity for a {d} s session (expiration {}); check the system clock",
+            crate::timefmt::format(expiration, crate::timefmt::Style::Human)
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` is a usable profile name: 1–[`MAX_PROFILE_NAME_LEN`] characters of
+/// `[A-Za-z0-9_.@+=,:/-]`. `Err` says what is wrong.
+pub(crate) fn check_profile_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_PROFILE_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.@+=,:/-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--profile {} is invalid: 1-{MAX_PROFILE_NAME_LEN} characters of A-Z a-z 0-9 _ . @ + = , : / -",
+            quote(name)
+        ))
+    }
+}
+
+/// Whether `name` is a valid role session name (2–64 of `[A-Za-z0-9=,.@_-]`).
+pub(crate) fn check_role_session_name(name: &str) -> Result<(), String> {
+    let ok = (2..=MAX_ROLE_SESSION_NAME_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"=,.@-_".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "--role-session-name {} is invalid: 2-{MAX_ROLE_SESSION_NAME_LEN} characters of A-Z a-z 0-9 =,.@-_",
+            quote(name)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2025-01-01 00:00:00 UTC);
+    const AK: &str = "ASIAABCDEFGHIJKLMNOP";
+    const SK: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const ST: &str = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==";
+
+    fn check(ak: &str, sk: &str, st: &str, exp: OffsetDateTime) -> Result<(), String> {
+        check_credentials(ak, sk, st, exp, NOW, Some(3600)).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn good_credentials_pass() {
+        check(AK, SK, ST, NOW + time::Duration::hours(1)).unwrap();
+        check(AK, SK, ST, NOW + time::Duration::minutes(10)).unwrap();
+        check(AK, SK, ST, NOW + time::Duration::seconds(3600 + 299)).unwrap();
+    }
+
+    #[test]
+    fn expired_or_implausible_lifetimes_are_refused() {
+        let e = check(AK, SK, ST, NOW - time::Duration::seconds(5)).unwrap_err();
+        assert!(e.contains("expired 5 s ago"), "{e}");
+        assert!(check(AK, SK, ST, NOW).is_err());
+        let e = check(AK, SK, ST, NOW + time::Duration::days(2)).unwrap_err();
+        assert!(e.contains("for a 3600 s session"), "{e}");
+        // Unknown duration (a cache entry): only "in the future" counts.
+        check_credentials(AK, SK, ST, NOW + time::Duration::days(2), NOW, None).unwrap();
+    }
+
+    #[test]
+    fn alphabets_and_lengths_are_checked_without_echoing_secrets() {
+        let e = check(
+            AK,
+            "abc\n[evil]\nx=1abcdefghijkl",
+            ST,
+            NOW + time::Duration::hours(1),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("secret access key") && !e.contains("evil"),
+            "{e}"
+        );
+        let e = check(
+            AK,
+            SK,
+            "tok en tok en tok en",
+            NOW + time::Duration::hours(1),
+        )
+        .unwrap_err();
+        assert!(e.contains("session token") && !e.contains("tok en"), "{e}");
+        let long = "A".repeat(MAX_SESSION_TOKEN_LEN + 1);
+        assert!(check(AK, SK, &long, NOW + time::Duration::hours(1)).is_err());
+        assert!(check("ASIA-1", SK, ST, NOW + time::Duration::hours(1)).is_err());
+        assert!(check(&"A".repeat(129), SK, ST, NOW + time::Duration::hours(1)).is_err());
+        assert!(check(AK, "short", ST, NOW + time::Duration::hours(1)).is_err());
+    }
+
+    #[test]
+    fn quotes_are_short() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        let q = quote(&"x".repeat(40_000));
+        assert!(q.len() < 150 && q.ends_with("(40000 characters)"), "{q}");
+        assert_eq!(quote("a\nb"), "\"a\\nb\"");
+    }
+
+    #[test]
+    fn remote_text_is_one_bounded_line() {
+        assert_eq!(remote_text("a\rb\n\tc"), "a b  c");
+        let long = remote_text(&"e".repeat(100_000));
+        assert!(
+            long.len() < 600 && long.ends_with("(100000 characters)"),
+            "{long}"
+        );
+    }
+
+    #[test]
+    fn names() {
+        check_profile_name("default").unwrap();
+        check_profile_name("team/app-1").unwrap();
+        for bad in ["", "a b", "x]\n[evil", "a\n", &"p".repeat(129)] {
+            assert!(check_profile_name(bad).is_err(), "{bad:?}");
+        }
+        check_role_session_name("ci-run.1@x").unwrap();
+        assert!(check_role_session_name("a").is_err());
+        assert!(check_role_session_name("a\n").is_err());
+        let e = check_role_session_name(&"s".repeat(10_000)).unwrap_err();
+        assert!(e.len() < 250, "{e}");
+        assert_eq!(human_bytes(MIB), "1 MiB");
+        assert_eq!(human_bytes(64 * KIB), "64 KiB");
+        assert_eq!(human_bytes(10), "10 bytes");
+    }
+}
