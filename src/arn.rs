@@ -18,12 +18,9 @@
 use std::fmt;
 
 use crate::limits::{
-    MAX_ROLE_ARN_LEN, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN, MAX_ROLESANYWHERE_ARN_LEN, quote,
+    MAX_ROLE_ARN_LEN, MAX_ROLE_NAME_LEN, MAX_ROLE_PATH_LEN, MAX_ROLESANYWHERE_ARN_LEN,
+    MAX_ROLESANYWHERE_ID_LEN, quote,
 };
-
-/// The id after `trust-anchor/` or `profile/` (`ResourceId` in the Roles Anywhere model is a
-/// 36-character UUID; a little room is left).
-const MAX_ROLESANYWHERE_ID_LEN: usize = 64;
 
 /// A parsed ARN, with the parts this tool uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -45,22 +45,38 @@ pub enum Command {
     Version,
 }
 
-/// Certificate files for `serve` and `update`, as `credential-process` takes them; re-read at
-/// every refresh.
+/// `--certificate`: declared once, for every command that reads a certificate file.
 #[derive(Args, Debug, Clone, Default)]
-pub struct CertificateFileArgs {
-    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates); re-read at every refresh [default: a certificate from Vault]
+pub struct CertificateArg {
+    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates); or, without --private-key, a PKCS#12 file or one PEM file with the key and the certificates [default: a certificate from Vault]
     #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
     pub certificate: Option<PathBuf>,
-    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; without it, --certificate may be a PKCS#12 file or one PEM file with the key; re-read at every refresh
+}
+
+/// `--private-key` and its password: declared once, for every command that reads a key file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct PrivateKeyArgs {
+    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; RSA, EC P-256/P-384 or ML-DSA
     #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
     pub private_key: Option<PathBuf>,
-    /// Password of an encrypted PKCS#8 key or a PKCS#12 file (visible to `ps`: prefer --pkcs8-password-file)
+    /// Password of an encrypted PKCS#8 key or a PKCS#12 file (aws_signing_helper's flag; visible to `ps`: prefer --pkcs8-password-file)
     #[arg(long, env = "IAMRA_PKCS8_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
     pub(crate) pkcs8_password: Option<Secret>,
     /// File whose content is that password (one trailing newline ignored)
     #[arg(long, env = "IAMRA_PKCS8_PASSWORD_FILE", value_name = "PATH")]
     pub pkcs8_password_file: Option<PathBuf>,
+}
+
+/// The identity from certificate files instead of Vault (`credential-process`, `serve`,
+/// `update`; the last two re-read them at every refresh).
+#[derive(Args, Debug, Clone, Default)]
+pub struct CertificateFileArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cert: CertificateArg,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub key: PrivateKeyArgs,
     /// Intermediate certificates, PEM bundle, nearest issuer first
     #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
     pub intermediates: Option<PathBuf>,
@@ -72,7 +88,10 @@ pub struct UpdateArgs {
     /// Write the profile once and exit (else keep it fresh until stopped)
     #[arg(long, env = "IAMRA_ONCE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub once: bool,
-    #[command(flatten, next_help_heading = "Certificate files (instead of Vault)")]
+    #[command(
+        flatten,
+        next_help_heading = "Certificate files (instead of Vault; re-read at every refresh)"
+    )]
     #[allow(missing_docs)]
     pub files: CertificateFileArgs,
     #[command(flatten)]
@@ -109,19 +128,14 @@ pub enum SignFormat {
 
 /// `sign-string`.
 #[derive(Args, Debug)]
+#[command(mut_arg("certificate", |a| a.help("Certificate, PEM or DER; when given it must hold the key's public key")))]
 pub struct SignStringArgs {
-    /// Certificate, PEM or DER; when given it must hold the key's public key
-    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
-    pub certificate: Option<PathBuf>,
-    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; RSA, EC P-256/P-384 or ML-DSA
-    #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
-    pub private_key: Option<PathBuf>,
-    /// Password of an encrypted PKCS#8 key (visible to `ps`: prefer --pkcs8-password-file)
-    #[arg(long, env = "IAMRA_PKCS8_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
-    pub(crate) pkcs8_password: Option<Secret>,
-    /// File whose content is that password (one trailing newline ignored)
-    #[arg(long, env = "IAMRA_PKCS8_PASSWORD_FILE", value_name = "PATH")]
-    pub pkcs8_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cert: CertificateArg,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub key: PrivateKeyArgs,
     /// Digest the message is hashed with (ML-DSA signs the message itself)
     #[arg(long, env = "IAMRA_SIGN_DIGEST", value_enum, ignore_case = true, default_value_t = SignDigest::Sha256)]
     pub digest: SignDigest,
@@ -135,10 +149,11 @@ pub struct SignStringArgs {
 
 /// `read-certificate-data`.
 #[derive(Args, Debug)]
+#[command(mut_arg("certificate", |a| a.help("Certificate, PEM (the first certificate) or DER")))]
 pub struct ReadCertificateDataArgs {
-    /// Certificate, PEM (the first certificate) or DER
-    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
-    pub certificate: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cert: CertificateArg,
     /// Accepted for aws_signing_helper compatibility (nothing else is logged)
     #[arg(long, env = "IAMRA_DEBUG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub debug: bool,
@@ -341,21 +356,9 @@ pub enum LogFormat {
 /// `credential-process`.
 #[derive(Args, Debug)]
 pub struct CredentialProcessArgs {
-    /// Leaf certificate, PEM or DER (a PEM bundle's further certificates are intermediates); or, without --private-key, a PKCS#12 file or one PEM file with the key and the certificates
-    #[arg(long, env = "IAMRA_CERTIFICATE", value_name = "PATH")]
-    pub certificate: Option<PathBuf>,
-    /// Private key: PKCS#8 (also encrypted), PKCS#1 (RSA) or SEC1 (EC), PEM or DER; RSA, EC P-256/P-384 or ML-DSA
-    #[arg(long, env = "IAMRA_PRIVATE_KEY", value_name = "PATH")]
-    pub private_key: Option<PathBuf>,
-    /// Password of an encrypted PKCS#8 key or a PKCS#12 file (aws_signing_helper's flag; visible to `ps`: prefer --pkcs8-password-file)
-    #[arg(long, env = "IAMRA_PKCS8_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
-    pub(crate) pkcs8_password: Option<Secret>,
-    /// File whose content is that password (one trailing newline ignored)
-    #[arg(long, env = "IAMRA_PKCS8_PASSWORD_FILE", value_name = "PATH")]
-    pub pkcs8_password_file: Option<PathBuf>,
-    /// Intermediate certificates, PEM bundle, nearest issuer first
-    #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
-    pub intermediates: Option<PathBuf>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub files: CertificateFileArgs,
     /// Do not read or write the credentials cache
     #[arg(long, env = "IAMRA_NO_CACHE", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_cache: bool,
@@ -473,7 +476,7 @@ pub struct ServeArgs {
     pub hop_limit: u32,
     #[command(
         flatten,
-        next_help_heading = "Certificate files (instead of Vault; with nothing else asked, IMDSv2 on --listen as aws_signing_helper serve)"
+        next_help_heading = "Certificate files (instead of Vault; re-read at every refresh; with nothing else asked, IMDSv2 on --listen as aws_signing_helper serve)"
     )]
     #[allow(missing_docs)]
     pub files: CertificateFileArgs,

@@ -23,6 +23,7 @@
 //!   `AWS_DEFAULT_PROFILE`, else `default`; sections `[default]` / `[profile NAME]`. A missing
 //!   file is no configuration; an unreadable one is an error.
 
+use crate::limits::quote;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -219,13 +220,17 @@ impl EndpointSettings {
         let flag = |var: &str, key: &str| -> Result<bool, EndpointError> {
             if let Some(v) = env(var) {
                 return parse_bool(&v).ok_or_else(|| {
-                    EndpointError(format!("{var}={v:?} is not a boolean; use true or false"))
+                    EndpointError(format!(
+                        "{var}={} is not a boolean; use true or false",
+                        quote(&v)
+                    ))
                 });
             }
             match profile.get(key) {
                 Some(v) => parse_bool(v).ok_or_else(|| {
                     EndpointError(format!(
-                        "{key} = {v:?} in {} is not a boolean; use true or false",
+                        "{key} = {} in {} is not a boolean; use true or false",
+                        quote(v),
                         profile.origin
                     ))
                 }),

@@ -1,19 +1,27 @@
-//! Every limit in one place: how much of a file or a response body is read, how long a value
-//! from the command line or the network may be, and what credentials must look like before any
-//! sink (the credentials file, the cache, stdout, the `serve` endpoints) sees them.
+//! Every limit in one place: how much of a file or a request or response body is read, how long
+//! a value from the command line, the network or a pod may be, what credentials must look like
+//! before any sink (the credentials file, the cache, stdout, the `serve` endpoints) sees them,
+//! and how much of a value is echoed back.
 //!
 //! Contract:
 //! - a file or body larger than its cap is refused with one line naming the cap (never read to
-//!   the end: `/dev/zero` stops after `cap + 1` bytes) — see [`crate::bounded`];
+//!   the end: `/dev/zero` stops after `cap + 1` bytes) — see [`crate::bounded`]; the webhook's
+//!   request body likewise ([`MAX_WEBHOOK_BODY`]);
 //! - ARNs: AWS's own limits (IAM role ARN 20–2048 characters, role name 1–64, role path 1–512;
 //!   Roles Anywhere trust anchor and profile ARNs 1–1011, `AmazonResourceName` in the service
-//!   model); role session name 2–64 of `[A-Za-z0-9=,.@_-]`; a profile name 1–128 characters of
-//!   `[A-Za-z0-9_.@+=,:/-]` (nothing that could open a new INI section or line);
+//!   model, their ids 1–[`MAX_ROLESANYWHERE_ID_LEN`]); role session name 2–64 of
+//!   `[A-Za-z0-9=,.@_-]`; a profile name 1–128 characters of `[A-Za-z0-9_.@+=,:/-]` (nothing that
+//!   could open a new INI section or line); session durations
+//!   [`MIN_SESSION_DURATION`]–[`MAX_SESSION_DURATION`] seconds (flag and pod annotation alike);
 //! - credentials from Roles Anywhere ([`check_credentials`]): access key id 16–128 of
 //!   `[A-Za-z0-9]` (IAM's `accessKeyIdType`), secret access key 16–256 and session token
 //!   16–[`MAX_SESSION_TOKEN_LEN`] of the base64 alphabet `[A-Za-z0-9+/=]`, an expiration in the
 //!   future and no later than the requested duration (plus [`CLOCK_SKEW_SECONDS`]) from now.
-//! - error lines quote at most [`MAX_QUOTED_CHARS`] characters of a value ([`quote`]).
+//! - **the echo door**: every value that goes back to a person or a log (an error line, a
+//!   webhook denial or warning, a log field) goes through [`quote`] (a value from a flag, a file,
+//!   the environment or a pod: escaped, at most [`MAX_QUOTED_CHARS`] characters) or, for a
+//!   server's own error text, [`remote_text`] (one line, at most [`MAX_REMOTE_TEXT_CHARS`]); both
+//!   are the one function [`echo`].
 
 use std::fmt;
 
@@ -71,48 +79,79 @@ pub(crate) const MAX_SESSION_TOKEN_LEN: usize = 16 * 1024;
 /// Slack allowed between our clock and the issuer's when checking an expiration.
 pub(crate) const CLOCK_SKEW_SECONDS: i64 = 300;
 
+/// The shortest session CreateSession grants (`--session-duration`, the pod annotation
+/// `iamra-bootstrap/session-duration`).
+pub(crate) const MIN_SESSION_DURATION: u32 = 900;
+/// The longest session CreateSession grants.
+pub(crate) const MAX_SESSION_DURATION: u32 = 43200;
+/// The id after `trust-anchor/` or `profile/` (`ResourceId` in the Roles Anywhere model is a
+/// 36-character UUID; a little room is left).
+pub(crate) const MAX_ROLESANYWHERE_ID_LEN: usize = 64;
+
+/// The webhook's largest request body. The API server caps objects near 3 MiB; a review of one
+/// is a little larger.
+pub(crate) const MAX_WEBHOOK_BODY: usize = 4 * MIB as usize;
+/// A webhook body over [`MAX_WEBHOOK_BODY`] is read and dropped up to this size, so that the
+/// client, still sending, gets its 413 instead of a reset; a larger one is refused at once.
+pub(crate) const WEBHOOK_DRAIN_MAX: usize = 64 * MIB as usize;
+/// A Vault role or PKI role name in a pod annotation (`iamra-bootstrap/vault-role`,
+/// `iamra-bootstrap/pki-role`).
+pub(crate) const MAX_ANNOTATION_ROLE_NAME_LEN: usize = 128;
+
 /// The most characters of an offending value quoted in an error line.
 pub(crate) const MAX_QUOTED_CHARS: usize = 96;
 
-/// `value` as `"…"` for an error line (escaped as `{:?}` would): at most [`MAX_QUOTED_CHARS`]
-/// characters of the escaped form, the rest replaced by a count.
-pub(crate) fn quote(value: &str) -> String {
-    let mut out = String::from("\"");
+/// The most characters of a server's own error text (Vault's `errors`, AWS's `message`, a
+/// parser's message about a request) carried into an error line.
+pub(crate) const MAX_REMOTE_TEXT_CHARS: usize = 512;
+
+/// The echo door (its two uses are [`quote`] and [`remote_text`]): `value` rendered for a
+/// person or a log, at most `max` rendered characters, the rest replaced by a count of the
+/// value's characters. `quoted`: inside `"…"`, each character escaped as `{:?}` would (a
+/// newline as `\n`, so nothing can start a new line or fake a field); else control characters
+/// (CR, LF, tabs, ...) become spaces.
+pub(crate) fn echo(value: &str, max: usize, quoted: bool) -> String {
+    let mut out = String::with_capacity(value.len().min(max) + 24);
+    if quoted {
+        out.push('"');
+    }
     let mut shown = 0;
+    let mut rendered = String::new();
     for c in value.chars() {
-        let escaped: String = if c == '\'' {
-            "'".into()
-        } else {
-            c.escape_debug().collect()
-        };
-        if shown + escaped.chars().count() > MAX_QUOTED_CHARS {
-            out.push_str(&format!("\"… ({} characters)", value.chars().count()));
+        rendered.clear();
+        match c {
+            '\'' if quoted => rendered.push(c),
+            _ if quoted => rendered.extend(c.escape_debug()),
+            _ if c.is_control() => rendered.push(' '),
+            _ => rendered.push(c),
+        }
+        let n = rendered.chars().count();
+        if shown + n > max {
+            if quoted {
+                out.push('"');
+            }
+            out.push_str(&format!("… ({} characters)", value.chars().count()));
             return out;
         }
-        shown += escaped.chars().count();
-        out.push_str(&escaped);
+        shown += n;
+        out.push_str(&rendered);
     }
-    out.push('"');
+    if quoted {
+        out.push('"');
+    }
     out
 }
 
-/// The most characters of a server's own error text (Vault's `errors`, AWS's `message`)
-/// carried into an error line.
-pub(crate) const MAX_REMOTE_TEXT_CHARS: usize = 512;
+/// `value` as `"…"` for an error line or a log field (escaped as `{:?}` would): at most
+/// [`MAX_QUOTED_CHARS`] characters of the escaped form, the rest replaced by a count.
+pub(crate) fn quote(value: &str) -> String {
+    echo(value, MAX_QUOTED_CHARS, true)
+}
 
 /// A server's error text for an error line: control characters (CR, LF, tabs, ...) become
 /// spaces, and at most [`MAX_REMOTE_TEXT_CHARS`] characters are kept.
 pub(crate) fn remote_text(text: &str) -> String {
-    let n = text.chars().count();
-    let mut out: String = text
-        .chars()
-        .take(MAX_REMOTE_TEXT_CHARS)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if n > MAX_REMOTE_TEXT_CHARS {
-        out.push_str(&format!("… ({n} characters)"));
-    }
-    out
+    echo(text, MAX_REMOTE_TEXT_CHARS, false)
 }
 
 /// A byte count as `1 MiB`, `64 KiB` or `12 bytes`.
@@ -296,6 +335,39 @@ mod tests {
         let q = quote(&"x".repeat(40_000));
         assert!(q.len() < 150 && q.ends_with("(40000 characters)"), "{q}");
         assert_eq!(quote("a\nb"), "\"a\\nb\"");
+    }
+
+    #[test]
+    fn quote_escapes_and_bounds_everything() {
+        // Nothing in a quoted value can end the line, the quote or the field.
+        let q = quote("a\r\nb\"c\\d\te\u{1b}[31m\u{0}");
+        assert_eq!(q, "\"a\\r\\nb\\\"c\\\\d\\te\\u{1b}[31m\\0\"");
+        assert!(!q.chars().any(char::is_control), "{q}");
+        // The bound counts what is shown: a value of escapes is cut as early.
+        let q = quote(&"\n".repeat(1000));
+        assert!(q.chars().count() < MAX_QUOTED_CHARS + 30, "{q}");
+        assert!(q.ends_with("\"… (1000 characters)"), "{q}");
+        // Exactly at the bound: whole, no count.
+        let exact = "y".repeat(MAX_QUOTED_CHARS);
+        assert_eq!(quote(&exact), format!("\"{exact}\""));
+        let over = "y".repeat(MAX_QUOTED_CHARS + 1);
+        assert!(quote(&over).ends_with("… (97 characters)"));
+        // Multi-byte characters are never split.
+        let q = quote(&"é".repeat(200));
+        assert!(
+            q.starts_with("\"éé") && q.ends_with("(200 characters)"),
+            "{q}"
+        );
+        assert_eq!(quote(""), "\"\"");
+        assert_eq!(quote("it's"), "\"it's\"");
+    }
+
+    #[test]
+    fn a_megabyte_is_echoed_in_a_line() {
+        let mb = "x".repeat(1 << 20);
+        assert!(quote(&mb).len() < 130);
+        assert!(remote_text(&mb).len() < 560);
+        assert!(echo(&mb, 10, false).ends_with("… (1048576 characters)"));
     }
 
     #[test]

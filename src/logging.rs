@@ -23,7 +23,8 @@ pub(crate) fn init(format: Format, level: &str) -> Result<(), String> {
         "debug" | "trace" => Some(tracing::Level::DEBUG),
         other => {
             return Err(format!(
-                "invalid --log-level {other:?}: use error, warn, info or debug"
+                "invalid --log-level {}: use error, warn, info or debug",
+                crate::limits::quote(other)
             ));
         }
     };

@@ -418,6 +418,49 @@ def test_invalid_annotation_is_denied_naming_it(webhook, annotations, named):
     assert named in res.message, res.message
 
 
+def test_a_megabyte_annotation_is_echoed_short(iamra_bin, tmp_path):
+    """Denials and their log lines quote at most a short prefix of what the pod sent."""
+    w = Webhook(iamra_bin, tmp_path).start()
+    try:
+        mb = "x" * (1 << 20)
+        for annotations in ({"iamra-bootstrap/role-arn": mb},
+                            {"iamra-bootstrap/role-arn": ROLE_ARN, "iamra-bootstrap/mode": mb},
+                            {"iamra-bootstrap/role-arn": ROLE_ARN, "iamra-bootstrap/containers": mb},
+                            {"iamra-bootstrap/role-arn": ROLE_ARN, f"iamra-bootstrap/{mb}": "1"}):
+            p = pod(annotations)
+            p["metadata"]["name"] = "n" * (1 << 20)
+            res = admit(w, p)
+            assert not res.allowed
+            assert len(res.message) < 600 and "1048576 characters" in res.message, res.message[:300]
+        res = admit(w, pod({"iam.amazonaws.com/role": mb}))
+        assert res.allowed and len(res.warnings) == 1 and len(res.warnings[0]) < 300, res.warnings
+        w.stop()
+        log = w.log.read_text()
+        denied = [ln for ln in log.splitlines() if "denied" in ln]
+        assert len(denied) == 4, log[:2000]
+        assert all(len(ln) < 1200 for ln in log.splitlines()), max(len(ln) for ln in log.splitlines())
+        assert len(log) < 20_000
+    finally:
+        w.stop()
+
+
+def test_service_account_name_is_escaped_for_the_kubelet(webhook):
+    """The kubelet expands $(VAR) in args: a ServiceAccount named $(HOME) must reach the
+    container as the Vault role $(HOME), not as the value of HOME."""
+    for sa in ("$(HOME)", "$$(HOME)", "a$b$", "$(KUBERNETES_SERVICE_HOST)"):
+        p = pod({"iamra-bootstrap/role-arn": ROLE_ARN})
+        p["spec"]["serviceAccountName"] = sa
+        res = admit(webhook, p)
+        init = res.pod["spec"]["initContainers"][0]
+        raw = args_of(init)["--vault-role"]
+        assert raw == sa.replace("$", "$$")
+        assert kubelet_expand(raw, PodRun.variables(init)) == sa
+        for c in res.pod["spec"]["containers"]:
+            variables = PodRun.variables(c)
+            assert all(variables[e["name"]] == e["value"] for e in c["env"]), c["env"]
+    assert kubelet_expand("$(HOME)", KUBELET_VARIABLES) != "$(HOME)"   # the test can fail
+
+
 def test_no_annotation_no_patch(webhook):
     for annotations in (None, {}, {"prometheus.io/scrape": "true"}):
         res = admit(webhook, pod(annotations))
@@ -557,12 +600,61 @@ def test_settings_from_the_environment(iamra_bin, tmp_path):
 
 # ---- the injected command line, executed for real ----------------------------------------
 
+def kubelet_expand(value: str, variables: dict[str, str]) -> str:
+    """The kubelet's expansion of a container's ``args`` and ``env`` values, as the Kubernetes
+    docs define it ("Define Dependent Environment Variables"): ``$(VAR)`` becomes the value of a
+    defined variable (an undefined one is left as it is), ``$$`` becomes ``$``; any other ``$``
+    (an unclosed ``$(`` too) stays."""
+    out, i = [], 0
+    while i < len(value):
+        c = value[i]
+        if c != "$" or i + 1 == len(value):
+            out.append(c)
+            i += 1
+        elif value[i + 1] == "$":
+            out.append("$")
+            i += 2
+        elif value[i + 1] == "(" and ")" in value[i + 2:]:
+            end = value.index(")", i + 2)
+            name = value[i + 2:end]
+            out.append(variables.get(name, f"$({name})"))
+            i = end + 1
+        else:
+            out.append("$")
+            i += 1
+    return "".join(out)
+
+
+# Variables a container can see besides its own env: the kubelet's service links, and HOME as a
+# pod could define it.
+KUBELET_VARIABLES = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443",
+                     "HOME": "/root"}
+
+
+def test_kubelet_expansion_model():
+    """The model expands what the kubelet expands (else the escaping tests could not fail)."""
+    v = {"HOME": "/root"}
+    assert kubelet_expand("$(HOME)", v) == "/root"
+    assert kubelet_expand("a$$(HOME)b", v) == "a$(HOME)b"
+    assert kubelet_expand("$(NOPE)$", v) == "$(NOPE)$"
+    assert kubelet_expand("$(HOME", v) == "$(HOME"
+    assert kubelet_expand("$$$(HOME)$x", v) == "$/root$x"
+
+
 class PodRun:
-    """Runs a container of a mutated pod as the kubelet would, with each volume mount mapped to
-    a folder under ``root`` (one folder per volume, shared by the containers mounting it)."""
+    """Runs a container of a mutated pod as the kubelet would: ``args`` and ``env`` expanded
+    (:func:`kubelet_expand`), each volume mount mapped to a folder under ``root`` (one folder per
+    volume, shared by the containers mounting it)."""
 
     def __init__(self, root: pathlib.Path, pod: dict):
         self.root, self.pod = root, pod
+
+    @staticmethod
+    def variables(c: dict) -> dict[str, str]:
+        out = dict(KUBELET_VARIABLES)
+        for e in c.get("env") or []:          # in order: each may refer to the ones before
+            out[e["name"]] = kubelet_expand(e["value"], out)
+        return out
 
     def host_path(self, c: dict, path: str) -> str:
         for m in c.get("volumeMounts") or []:
@@ -576,14 +668,16 @@ class PodRun:
     def args(self, c: dict, ports: dict[str, str] | None = None) -> list[str]:
         out = []
         for a in c["args"]:
+            a = kubelet_expand(a, self.variables(c))
             a = self.host_path(c, a) if a.startswith("/") else a
             out.append((ports or {}).get(a, a))
         return out
 
     def env(self, c: dict, ports: dict[str, str] | None = None) -> dict[str, str]:
         out = {}
+        variables = self.variables(c)
         for e in c.get("env") or []:
-            v = e["value"]
+            v = variables[e["name"]]
             v = self.host_path(c, v) if v.startswith("/") else v
             for old, new in (ports or {}).items():
                 v = v.replace(old, new)
@@ -649,6 +743,30 @@ def test_injected_init_container_runs_for_real(exec_setup, openbao, tmp_path, ia
     assert creds.access_key == issued["accessKeyId"] and creds.token == issued["sessionToken"]
     assert app_env["AWS_REGION"] == REGION
     assert ra.requests[-1].json["durationSeconds"] == 3600
+
+
+def test_injected_init_logs_in_as_a_dollar_service_account_verbatim(exec_setup, openbao, tmp_path,
+                                                                   iamra_bin):
+    """The injected init, expanded as the kubelet would, logs in to OpenBao with the Vault role
+    named as its ServiceAccount, $(HOME), not as /root. (OpenBao's role names cannot hold a $,
+    so the login is refused; the refusal names the role it was asked for.)"""
+    w, ra = exec_setup
+    p = sa_pod("init")
+    p["spec"]["serviceAccountName"] = "$(HOME)"
+    res = admit(w, p, namespace="payments")
+    init = res.pod["spec"]["initContainers"][0]
+    run = PodRun(tmp_path / "volumes", res.pod)
+    kubelet_token(openbao, run, res, init)
+    args = run.args(init)
+    assert args[args.index("--vault-role") + 1] == "$(HOME)"
+    env = clean_env({**run.env(init), "IAMRA_ENDPOINT": ra.url}, home=tmp_path / "home")
+    r = subprocess.run([str(iamra_bin), *args, "--termination-log", str(tmp_path / "tl"),
+                        "--timeout", "20s"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    line = r.stderr.splitlines()[-1]
+    assert line.startswith(ERROR_PREFIX) and 'role "$(HOME)"' in line, r.stderr
+    assert "/root" not in r.stderr, r.stderr
+    assert not ra.requests
 
 
 def test_injected_sidecar_runs_for_real(exec_setup, openbao, tmp_path, iamra_bin):

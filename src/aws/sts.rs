@@ -82,8 +82,9 @@ pub(crate) async fn get_caller_identity(
         let code = element(&text, "Code").unwrap_or_default();
         let msg = element(&text, "Message").unwrap_or_default();
         return Err(format!(
-            "STS GetCallerIdentity at {url} failed: HTTP {} {code} {msg}",
-            status.as_u16()
+            "STS GetCallerIdentity at {url} failed: HTTP {} {}",
+            status.as_u16(),
+            crate::limits::remote_text(&format!("{code} {msg}"))
         ));
     }
     match (element(&text, "Arn"), element(&text, "Account")) {

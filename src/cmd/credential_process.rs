@@ -3,8 +3,6 @@
 //! `aws_signing_helper credential-process`.
 
 use std::io::Write;
-use std::time::Instant;
-
 use time::OffsetDateTime;
 
 use crate::aws::cache::KeyBuilder;
@@ -19,14 +17,17 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// Runs the command.
 pub(crate) async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<(), Error> {
-    let ra = config::rolesanywhere(&args.ra, env)?;
-    let deadline = Instant::now() + config::timeout(&args.deadline)?;
-    let source = config::file_or_vault_source(&args, env, deadline)?;
+    let config::CredentialProcessPlan {
+        ra,
+        deadline,
+        source,
+        cache,
+    } = config::plan_credential_process(&args, env)?;
     let client = ra.client(Some(MAX_ATTEMPTS)).map_err(Error::Other)?;
 
-    let obtain = || async { Ok::<_, Error>(source.obtain(&client, deadline).await?.credentials) };
-    let creds = match config::cache(&args, env) {
-        None => obtain().await?,
+    let fresh = || async { Ok::<_, Error>(source.obtain(&client, deadline).await?.credentials) };
+    let creds = match cache {
+        None => fresh().await?,
         Some(cache) => {
             let mut key = KeyBuilder::new()
                 .add("trust_anchor", ra.target.trust_anchor.raw.as_bytes())
@@ -47,7 +48,7 @@ pub(crate) async fn run(args: CredentialProcessArgs, env: &dyn Env) -> Result<()
                 key = key.add(name, &value);
             }
             cache
-                .get_or_create(&key.finish(), OffsetDateTime::now_utc, deadline, obtain)
+                .get_or_create(&key.finish(), OffsetDateTime::now_utc, deadline, fresh)
                 .await?
         }
     };

@@ -9,29 +9,21 @@ use crate::cli::InitArgs;
 use crate::config::{self, Env};
 use crate::error::Error;
 use crate::logging::ms_since;
-use crate::source::Source;
 
 /// Runs the command.
 pub(crate) async fn run(args: InitArgs, env: &dyn Env) -> Result<(), Error> {
     let start = Instant::now();
-    let ra = config::rolesanywhere(&args.flow.ra, env)?;
-    let deadline = start + config::timeout(&args.flow.deadline)?;
-    let source = Source::Vault(Box::new(config::vault_source(
-        &args.flow.vault,
-        env,
-        deadline,
-    )?));
-    let output = config::output(&args.flow.output, env)?;
+    let plan = config::plan_init(&args, env)?;
+    let (ra, deadline) = (&plan.ra, plan.deadline);
     let client = ra.client(None).map_err(Error::Other)?;
 
-    let got = source.obtain(&client, deadline).await?;
+    let got = plan.source.obtain(&client, deadline).await?;
     let creds = got.credentials;
-    credentials_file::write_output(&output, &ra.target.region, &creds, deadline)?;
-    if args.verify {
+    credentials_file::write_output(&plan.output, &ra.target.region, &creds, deadline)?;
+    if let Some(endpoint) = &plan.verify {
         let t = Instant::now();
-        let endpoint = config::sts_endpoint(args.sts_endpoint.as_deref(), &ra.target, env)?;
         let who =
-            sts::get_caller_identity(&client.http, &endpoint, &ra.target.region, &creds, deadline)
+            sts::get_caller_identity(&client.http, endpoint, &ra.target.region, &creds, deadline)
                 .await
                 .map_err(Error::Verify)?;
         tracing::info!(step = "verify", duration_ms = ms_since(t), arn = %who.arn, account = %who.account, "STS GetCallerIdentity");

@@ -70,10 +70,10 @@ pub(crate) fn describe(der: &[u8], origin: &str) -> Result<CertificateData, Mate
 
 /// Runs the command.
 pub(crate) fn run(args: ReadCertificateDataArgs) -> Result<(), Error> {
-    let path = args
-        .certificate
-        .as_ref()
-        .ok_or_else(|| ConfigError("missing --certificate: the certificate file to read".into()))?;
+    let path =
+        args.cert.certificate.as_ref().ok_or_else(|| {
+            ConfigError("missing --certificate: the certificate file to read".into())
+        })?;
     let bytes = std::fs::read(path).map_err(|source| MaterialError::Read {
         what: "certificate",
         path: path.clone(),

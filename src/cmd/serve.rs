@@ -18,30 +18,16 @@ use crate::source::files::Fingerprint;
 
 /// Runs the sidecar until SIGTERM/SIGINT.
 pub(crate) async fn run(args: ServeArgs, env: &dyn Env) -> Result<(), Error> {
-    let ra = config::rolesanywhere(&args.flow.ra, env)?;
-    let timeout = config::timeout(&args.flow.deadline)?;
-    let source =
-        config::files_or_vault(&args.files, &args.flow.vault, env, Instant::now() + timeout)?;
-    // The file is rewritten only when asked for explicitly (flag or IAMRA_CREDENTIALS_FILE).
-    let output = match args.flow.output.credentials_file {
-        Some(_) => Some(config::output(&args.flow.output, env)?),
-        None => None,
-    };
-    let settings = config::serve(
-        &args,
-        &ra.target.role,
-        source.files().is_some(),
-        output.is_some(),
-    )?;
+    let plan = config::plan_serve(&args, env)?;
     let refresher = Refresher {
-        client: ra.client(None).map_err(Error::Other)?,
-        region: ra.target.region.clone(),
-        source,
-        output,
-        timeout,
+        client: plan.ra.client(None).map_err(Error::Other)?,
+        region: plan.ra.target.region.clone(),
+        source: plan.source,
+        output: plan.output,
+        timeout: plan.timeout,
         watch_from: Mutex::new(None),
     };
-    serve::run(settings, refresher).await?;
+    serve::run(plan.serve, refresher).await?;
     Ok(())
 }
 
@@ -57,8 +43,8 @@ struct Refresher {
     watch_from: Mutex<Option<Fingerprint>>,
 }
 
-impl refresh::Obtain for Refresher {
-    async fn obtain(&self) -> Result<refresh::Fresh, String> {
+impl refresh::Refresh for Refresher {
+    async fn refresh(&self) -> Result<refresh::Fresh, String> {
         // Before reading them: a rotation during the refresh still ends the next wait.
         *self.watch_from.lock().unwrap_or_else(|p| p.into_inner()) =
             self.source.files().map(|f| f.fingerprint());

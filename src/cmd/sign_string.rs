@@ -162,7 +162,7 @@ const SIGN_STRING_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 /// Runs the command.
 pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
-    let path = args.private_key.as_ref().ok_or_else(|| {
+    let path = args.key.private_key.as_ref().ok_or_else(|| {
         ConfigError(
             "missing --private-key: the key file to sign the helper's test string with".into(),
         )
@@ -176,16 +176,12 @@ pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
             source: e.into_io(),
         })?;
     let origin = format!("private key {}", path.display());
-    let password = crate::config::key_password(
-        args.pkcs8_password.as_ref(),
-        args.pkcs8_password_file.as_deref(),
-        deadline,
-    )?;
+    let password = crate::config::key_password(&args.key, deadline)?;
     let key = SigningKey::load(&bytes, password.as_ref()).map_err(|source| MaterialError::Key {
         origin: origin.clone(),
         source,
     })?;
-    if let Some(cert) = &args.certificate {
+    if let Some(cert) = &args.cert.certificate {
         let der = std::fs::read(cert).map_err(|source| MaterialError::Read {
             what: "certificate",
             path: cert.clone(),

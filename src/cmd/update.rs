@@ -22,13 +22,15 @@ use crate::timefmt::{self, Style};
 
 /// Runs the command.
 pub(crate) async fn run(args: UpdateArgs, env: &dyn Env) -> Result<(), Error> {
-    let ra = config::rolesanywhere(&args.flow.ra, env)?;
-    let timeout = config::timeout(&args.flow.deadline)?;
-    let source =
-        config::files_or_vault(&args.files, &args.flow.vault, env, Instant::now() + timeout)?;
-    let output = config::output(&args.flow.output, env)?;
+    let config::UpdatePlan {
+        ra,
+        timeout,
+        source,
+        output,
+        once,
+    } = config::plan_update(&args, env)?;
     let client = ra.client(None).map_err(Error::Other)?;
-    if args.once {
+    if once {
         let deadline = Instant::now() + timeout;
         let got = source.obtain(&client, deadline).await?;
         credentials_file::write_output(&output, &ra.target.region, &got.credentials, deadline)?;

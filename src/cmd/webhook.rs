@@ -1,5 +1,5 @@
 //! `webhook`: the mutating admission webhook ([`crate::webhook`]), with its settings from
-//! [`crate::config::webhook_settings`].
+//! [`crate::config::plan_webhook`].
 
 use crate::cli::WebhookArgs;
 use crate::config;
@@ -8,7 +8,7 @@ use crate::webhook;
 
 /// Runs the webhook until SIGTERM/SIGINT.
 pub(crate) async fn run(args: WebhookArgs) -> Result<(), Error> {
-    let settings = config::webhook_settings(&args)?;
+    let settings = config::plan_webhook(&args)?;
     webhook::run(settings).await?;
     Ok(())
 }

@@ -194,7 +194,7 @@ enum Routes {
 /// exist), then serves until SIGTERM/SIGINT while `refresher` keeps the credentials fresh.
 pub(crate) async fn run(
     settings: Settings,
-    refresher: impl refresh::Obtain,
+    refresher: impl refresh::Refresh,
 ) -> Result<(), ServeError> {
     let token = match &settings.auth_token_file {
         Some(path) => {

@@ -1,11 +1,11 @@
 //! Keeping credentials fresh: the refresh loop and its schedule.
 //!
-//! The loop runs the whole flow ([`Obtain`]: for Vault, a login re-reading the ServiceAccount
+//! The loop runs the whole flow ([`Refresh`]: for Vault, a login re-reading the ServiceAccount
 //! token, a new key and certificate, CreateSession; for files, the files re-read) at the time
 //! [`next_refresh`] picks. A failure is retried with capped exponential backoff and full jitter
 //! (1 s doubling to 60 s) while the current credentials keep being served, never past their
 //! expiry ([`super::State::valid`]). Between two refreshes the loop waits through
-//! [`Obtain::pause`], which may end early: the file source does when its certificate files are
+//! [`Refresh::pause`], which may end early: the file source does when its certificate files are
 //! rotated, if the certificate in use expires before the credentials it minted (`watch`) or
 //! after a failure.
 //!
@@ -49,8 +49,8 @@ pub(crate) struct Fresh {
 }
 
 /// One run of the flow that yields fresh credentials, or the one-line reason it failed.
-pub(crate) trait Obtain: Send + Sync + 'static {
-    fn obtain(&self) -> impl Future<Output = Result<Fresh, String>> + Send;
+pub(crate) trait Refresh: Send + Sync + 'static {
+    fn refresh(&self) -> impl Future<Output = Result<Fresh, String>> + Send;
 
     /// Waits `wait` before the next refresh; with `watch`, may return as soon as the
     /// identity's inputs change (rotated certificate files).
@@ -61,12 +61,12 @@ pub(crate) trait Obtain: Send + Sync + 'static {
 }
 
 /// Refreshes forever (the caller aborts the task at shutdown).
-pub(crate) async fn run(source: impl Obtain, state: Arc<State>) {
+pub(crate) async fn run(source: impl Refresh, state: Arc<State>) {
     // Consecutive failed refreshes, for the backoff between retries.
     let mut failures: u32 = 0;
     loop {
         let started = OffsetDateTime::now_utc();
-        let (wait, watch) = match source.obtain().await {
+        let (wait, watch) = match source.refresh().await {
             Ok(fresh) => {
                 let expires = fresh.credentials.expiration;
                 // The certificate dies before its credentials: its rotation must not wait.

@@ -122,7 +122,7 @@ impl VaultSource {
             }
         };
         let t = Instant::now();
-        let issued = pki::obtain(
+        let issued = pki::sign_or_issue(
             &self.client,
             &login.token,
             &self.settings.pki,

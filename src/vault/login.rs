@@ -86,25 +86,30 @@ pub(crate) async fn login(
             role,
             token_file,
         } => {
+            // The role comes from a flag, or from a pod's ServiceAccount name (the webhook).
+            let role_q = crate::limits::quote(role);
             let (what, fix, hint) = match method {
                 JwtMethod::Kubernetes => (
                     "ServiceAccount token",
                     "mount a ServiceAccount token or pass --service-account-token-file",
                     format!(
-                        "usual causes: Vault's TokenReview call to the Kubernetes API failed (its reviewer needs the system:auth-delegator ClusterRole), the token's audience does not match the role's audience, or this ServiceAccount or namespace is not bound to role {role}"
+                        "usual causes: Vault's TokenReview call to the Kubernetes API failed (its reviewer needs the system:auth-delegator ClusterRole), the token's audience does not match the role's audience, or this ServiceAccount or namespace is not bound to role {role_q}"
                     ),
                 ),
                 JwtMethod::Jwt => (
                     "JWT",
                     "pass --service-account-token-file",
                     format!(
-                        "usual causes: the JWT's issuer, audience or subject does not match role {role}, or it expired"
+                        "usual causes: the JWT's issuer, audience or subject does not match role {role_q}, or it expired"
                     ),
                 ),
             };
             let jwt = read_secret_file(token_file, what, fix, MAX_TOKEN_FILE, deadline).await?;
             (
-                format!("{} login (auth/{mount}/login, role {role})", method.name()),
+                format!(
+                    "{} login (auth/{mount}/login, role {role_q})",
+                    method.name()
+                ),
                 mount,
                 json!({"role": role, "jwt": jwt.expose()}),
                 hint,

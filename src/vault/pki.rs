@@ -36,7 +36,7 @@ pub(crate) enum Request<'a> {
 }
 
 /// Has PKI sign a CSR or issue a key and certificate for `cn`, retrying until `deadline`.
-pub(crate) async fn obtain(
+pub(crate) async fn sign_or_issue(
     client: &VaultClient,
     token: &Secret,
     pki: &Pki,

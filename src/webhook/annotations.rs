@@ -14,11 +14,16 @@
 //! A pod with neither `role-arn` nor a kube2iam role ARN is not ours ([`parse`] returns
 //! `Ok(None)`); a kube2iam value that is a bare role name (kube2iam adds its own prefix) is left
 //! alone with a warning. Any other problem is an [`AnnotationError`] naming the annotation.
+//! Every value (and every annotation name that is not one of ours) in a denial or a warning goes
+//! through [`crate::limits::quote`]: a 1 MB annotation is echoed as at most 96 characters.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::arn::{Arn, ArnKind, Target};
+use crate::limits::{
+    MAX_ANNOTATION_ROLE_NAME_LEN, MAX_SESSION_DURATION, MIN_SESSION_DURATION, quote,
+};
 
 use super::{Defaults, Mode};
 
@@ -48,10 +53,6 @@ const KNOWN: [&str; 8] = [
     CONTAINERS,
 ];
 
-/// Session duration bounds of CreateSession, in seconds.
-const SESSION_MIN: u64 = 900;
-const SESSION_MAX: u64 = 43200;
-
 /// What a pod asks for: the webhook's defaults with its annotations applied, all checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Request {
@@ -80,7 +81,12 @@ pub(crate) struct AnnotationError {
 
 impl fmt::Display for AnnotationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "annotation {}: {}", self.annotation, self.reason)
+        // Ours are named as they are; another (a typo, or anything a pod sets) is quoted.
+        if KNOWN.contains(&self.annotation.as_str()) || self.annotation == KUBE2IAM {
+            write!(f, "annotation {}: {}", self.annotation, self.reason)
+        } else {
+            write!(f, "annotation {}: {}", quote(&self.annotation), self.reason)
+        }
     }
 }
 
@@ -150,12 +156,14 @@ pub(crate) fn parse(
                 return Err(bad(
                     ROLE_ARN,
                     format!(
-                        "missing; {KUBE2IAM} {v:?} is a role name, not a full role ARN: set {ROLE_ARN} to arn:aws:iam::ACCOUNT:role/{v}"
+                        "missing; {KUBE2IAM} {} is a role name, not a full role ARN: set {ROLE_ARN} to arn:aws:iam::ACCOUNT:role/NAME",
+                        quote(v)
                     ),
                 ));
             }
             return Ok(Parsed::Skipped(format!(
-                "iamra-bootstrap: {KUBE2IAM} {v:?} is not a full role ARN; not injected (set {ROLE_ARN})"
+                "iamra-bootstrap: {KUBE2IAM} {} is not a full role ARN; not injected (set {ROLE_ARN})",
+                quote(v)
             )));
         }
         (None, None) if ours.is_empty() => return Ok(Parsed::NotOurs),
@@ -164,7 +172,7 @@ pub(crate) fn parse(
                 ROLE_ARN,
                 format!(
                     "missing, but {} is set: add {ROLE_ARN}: arn:aws:iam::ACCOUNT:role/NAME",
-                    ours[0]
+                    quote(ours[0])
                 ),
             ));
         }
@@ -179,7 +187,11 @@ pub(crate) fn parse(
             };
             bad(
                 key,
-                format!("invalid ARN {value:?}: {}; expected {shape}", e.reason),
+                format!(
+                    "invalid ARN {}: {}; expected {shape}",
+                    quote(value),
+                    e.reason
+                ),
             )
         })
     };
@@ -207,21 +219,24 @@ pub(crate) fn parse(
         Some(v) => {
             return Err(bad(
                 MODE,
-                format!("unknown mode {v:?}; use init or sidecar"),
+                format!("unknown mode {}; use init or sidecar", quote(v)),
             ));
         }
     };
 
     let name = |key: &str, v: &str| {
         if v.is_empty()
-            || v.len() > 128
+            || v.len() > MAX_ANNOTATION_ROLE_NAME_LEN
             || !v
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
         {
             Err(bad(
                 key,
-                format!("invalid role name {v:?}: use letters, digits, '-', '_', '.' or '@'"),
+                format!(
+                    "invalid role name {}: 1-{MAX_ANNOTATION_ROLE_NAME_LEN} letters, digits, '-', '_', '.' or '@'",
+                    quote(v)
+                ),
             ))
         } else {
             Ok(v.to_string())
@@ -242,13 +257,20 @@ pub(crate) fn parse(
             let secs = seconds(v).ok_or_else(|| {
                 bad(
                     SESSION_DURATION,
-                    format!("invalid duration {v:?}: use seconds (3600) or 15m to 12h (1h, 90m)"),
+                    format!(
+                        "invalid duration {}: use seconds (3600) or 15m to 12h (1h, 90m)",
+                        quote(v)
+                    ),
                 )
             })?;
-            if !(SESSION_MIN..=SESSION_MAX).contains(&secs) {
+            if !(u64::from(MIN_SESSION_DURATION)..=u64::from(MAX_SESSION_DURATION)).contains(&secs)
+            {
                 return Err(bad(
                     SESSION_DURATION,
-                    format!("{v:?} is out of range: use 900 to 43200 seconds (15m to 12h)"),
+                    format!(
+                        "{} is out of range: use {MIN_SESSION_DURATION} to {MAX_SESSION_DURATION} seconds (15m to 12h)",
+                        quote(v)
+                    ),
                 ));
             }
             Some(secs as u32)

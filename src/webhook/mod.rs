@@ -6,7 +6,8 @@
 //!   `AdmissionReview` for a Pod ([`review`]) in; the same `uid`, `allowed`, and a base64 JSON
 //!   Patch ([`patch`]) when the pod's annotations ([`annotations`]) ask for credentials. A pod
 //!   without them is allowed unchanged; an invalid annotation is denied with a message naming
-//!   it. A body that is not a review is HTTP 400, one over [`MAX_BODY`] HTTP 413.
+//!   it (each value quoted and bounded: [`crate::limits::quote`]). A body that is not a review
+//!   is HTTP 400, one over [`MAX_WEBHOOK_BODY`] HTTP 413.
 //! - `GET /healthz` (alive), `GET /readyz` (a certificate is loaded), `GET /metrics`
 //!   (Prometheus text: admissions by result, bad requests, certificate reloads and expiry).
 //! - SIGTERM or SIGINT: stop accepting, exit 0.
@@ -36,35 +37,30 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::arn::Arn;
+use crate::limits::{MAX_WEBHOOK_BODY, WEBHOOK_DRAIN_MAX, quote};
 
-/// Largest accepted request body. The API server caps objects near 3 MiB; a review of one is a
-/// little larger.
-pub(crate) const MAX_BODY: usize = 4 * 1024 * 1024;
-/// A body over [`MAX_BODY`] is read and dropped up to this size, so that the client, still
-/// sending, gets its 413 instead of a reset; a larger one is refused at once.
-const DRAIN_MAX: usize = 64 * 1024 * 1024;
 /// A client that has not finished its TLS handshake or its headers by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The whole body must arrive within this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Reads the body, keeping at most [`MAX_BODY`] bytes; `None` when it was larger (drained up to
-/// [`DRAIN_MAX`], then given up on).
+/// Reads the body, keeping at most [`MAX_WEBHOOK_BODY`] bytes; `None` when it was larger
+/// (drained up to [`WEBHOOK_DRAIN_MAX`], then given up on).
 async fn read_body(mut body: Incoming) -> Result<Option<Bytes>, hyper::Error> {
     let mut buf = Vec::new();
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data() {
             total = total.saturating_add(data.len());
-            if total > DRAIN_MAX {
+            if total > WEBHOOK_DRAIN_MAX {
                 return Ok(None);
             }
-            if total <= MAX_BODY {
+            if total <= MAX_WEBHOOK_BODY {
                 buf.extend_from_slice(&data);
             }
         }
     }
-    Ok((total <= MAX_BODY).then(|| Bytes::from(buf)))
+    Ok((total <= MAX_WEBHOOK_BODY).then(|| Bytes::from(buf)))
 }
 
 /// `init` (credentials file before the app starts) or `sidecar` (`serve`, refreshed).
@@ -269,13 +265,13 @@ async fn handle(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
 }
 
 async fn mutate(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
-    let too_large = || format!("request body over {MAX_BODY} bytes");
+    let too_large = || format!("request body over {MAX_WEBHOOK_BODY} bytes");
     let declared = req
         .headers()
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > DRAIN_MAX as u64) {
+    if declared.is_some_and(|n| n > WEBHOOK_DRAIN_MAX as u64) {
         return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large());
     }
     let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(req.into_body())).await {
@@ -339,7 +335,8 @@ pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::
         });
     };
     let deny = |msg: String| {
-        tracing::info!(namespace = %a.namespace, pod = %a.name, reason = %msg, "denied");
+        // `msg` quotes what it echoes; the review's own names are quoted here.
+        tracing::info!(namespace = %quote(&a.namespace), pod = %quote(&a.name), reason = %msg, "denied");
         Answer {
             body: review::deny(&a.uid, &msg),
             result: Outcome::Denied,
@@ -372,7 +369,7 @@ pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::
         });
     }
     let json = serde_json::to_vec(&m.patch).expect("a patch serializes");
-    tracing::info!(namespace = %a.namespace, pod = %a.name, mode = ?request.mode, role = %request.target.role.raw, operations = m.patch.0.len(), "injected");
+    tracing::info!(namespace = %quote(&a.namespace), pod = %quote(&a.name), mode = ?request.mode, role = %quote(&request.target.role.raw), operations = m.patch.0.len(), "injected");
     Ok(Answer {
         body: review::allow(&a.uid, Some(&json), &m.warnings),
         result: Outcome::Patched,
@@ -465,6 +462,89 @@ pub(crate) mod tests {
                                    "spec": {"containers": [{"name": "app"}]}}}
         }))
         .unwrap()
+    }
+
+    /// Runs `f` with the log lines (text format, as `--log-format text` writes them) captured.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        (out, text)
+    }
+
+    #[test]
+    fn a_megabyte_annotation_is_echoed_short_in_the_denial_and_the_log() {
+        let mb = "x".repeat(1 << 20);
+        let arn = format!("arn:aws:iam::123456789012:role/{mb}");
+        let role = "arn:aws:iam::123456789012:role/r";
+        for annotations in [
+            serde_json::json!({ "iamra-bootstrap/role-arn": mb }),
+            serde_json::json!({ "iamra-bootstrap/role-arn": arn }),
+            serde_json::json!({ "iamra-bootstrap/role-arn": role, "iamra-bootstrap/mode": mb }),
+            serde_json::json!({ "iamra-bootstrap/role-arn": role, "iamra-bootstrap/vault-role": mb }),
+            serde_json::json!({ "iamra-bootstrap/role-arn": role, "iamra-bootstrap/session-duration": mb }),
+            serde_json::json!({ "iamra-bootstrap/role-arn": role, "iamra-bootstrap/containers": mb }),
+            serde_json::json!({ "iamra-bootstrap/role-arn": role, format!("iamra-bootstrap/{mb}"): "1" }),
+            serde_json::json!({ "iamra-bootstrap/mode": "init", "iam.amazonaws.com/role": mb }),
+        ] {
+            let mut body: serde_json::Value = serde_json::from_slice(&review(annotations)).unwrap();
+            body["request"]["namespace"] = serde_json::json!(format!("ns\n{mb}"));
+            body["request"]["object"]["metadata"]["name"] = serde_json::json!(mb);
+            let body = serde_json::to_vec(&body).unwrap();
+            let (a, log) = logged(|| admit(&body, &defaults()).unwrap());
+            assert_eq!(a.result, Outcome::Denied);
+            let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+            let msg = v["response"]["status"]["message"].as_str().unwrap();
+            assert!(msg.len() < 600, "{} bytes: {}", msg.len(), &msg[..200]);
+            assert!(msg.contains("(1048") && !msg.contains('\n'), "{msg}");
+            assert!(a.body.len() < 1000, "{} bytes", a.body.len());
+            assert_eq!(log.lines().count(), 1, "{}", &log[..log.len().min(300)]);
+            assert!(log.len() < 1200, "{} bytes: {}", log.len(), &log[..300]);
+            assert!(log.contains("denied"), "{log}");
+        }
+        // A warning (a kube2iam role name we cannot use) is as short.
+        let (a, _) = logged(|| {
+            admit(
+                &review(serde_json::json!({ "iam.amazonaws.com/role": mb })),
+                &defaults(),
+            )
+            .unwrap()
+        });
+        let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap();
+        let w = v["response"]["warnings"][0].as_str().unwrap();
+        assert!(w.len() < 300 && w.contains("(1048576 characters)"), "{w}");
+        // A body the parser refuses is named in one short line, whatever it holds.
+        let bad = format!(
+            r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"u","kind":{{"group":"","version":"v1","kind":"Pod"}},"operation":"CREATE","object":{{"spec":{{"containers":"{mb}"}}}}}}}}"#
+        );
+        let e = admit(bad.as_bytes(), &defaults()).unwrap_err();
+        assert!(
+            e.0.len() < 700 && e.0.contains("not an AdmissionReview"),
+            "{}",
+            &e.0[..200]
+        );
+        let e = admit(
+            format!(r#"{{"apiVersion":"{mb}","kind":"AdmissionReview"}}"#).as_bytes(),
+            &defaults(),
+        )
+        .unwrap_err();
+        assert!(e.0.len() < 300, "{}", &e.0[..200]);
     }
 
     #[test]

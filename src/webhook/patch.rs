@@ -15,6 +15,13 @@
 //!   `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (sidecar), and `AWS_REGION`; a variable the
 //!   container sets already is kept, with a warning naming it.
 //!
+//! Every value copied into the injected container's `args` or an app container's `env` (the
+//! ServiceAccount name, the ARNs and roles, the Vault address, ...) goes through
+//! [`kubelet_escape`]: the kubelet expands `$(VAR)` in `args` and `env` and turns `$$` into `$`,
+//! so each `$` is doubled and the container sees the value as it was (a ServiceAccount named
+//! `$(HOME)` logs in as the Vault role `$(HOME)`, not as the value of `HOME`). Names and values
+//! in denials and warnings go through [`crate::limits::quote`].
+//!
 //! Idempotent: a pod whose `initContainers` has [`CONTAINER`] gets no second copy; only the
 //! per-container part is applied where missing (containers added by a later webhook, on
 //! reinvocation). So mutating twice is mutating once.
@@ -32,6 +39,7 @@ use serde_json::{Value, json};
 use super::annotations::Request;
 use super::pod::Pod;
 use super::{Defaults, Mode};
+use crate::limits::quote;
 
 /// Name of the injected container (also the marker of an injected pod).
 pub(crate) const CONTAINER: &str = "iamra-bootstrap";
@@ -131,8 +139,9 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
                         let have: Vec<&str> =
                             spec.containers.iter().map(|c| c.name.as_str()).collect();
                         return Err(PatchError(format!(
-                            "annotation iamra-bootstrap/containers: the pod has no container {n:?} (its containers: {})",
-                            have.join(", ")
+                            "annotation iamra-bootstrap/containers: the pod has no container {} (its containers: {})",
+                            quote(n),
+                            quote(&have.join(", "))
                         )));
                     }
                 }
@@ -146,15 +155,16 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
     if !injected {
         if let Some(c) = spec.containers.iter().find(|c| c.name == CONTAINER) {
             return Err(PatchError(format!(
-                "the pod has an app container named {:?}, the name of the injected container; rename it",
-                c.name
+                "the pod has an app container named {}, the name of the injected container; rename it",
+                quote(&c.name)
             )));
         }
         let volumes = spec.volumes.as_deref().unwrap_or(&[]);
         for v in [AWS_VOLUME, TOKEN_VOLUME] {
             if volumes.iter().any(|x| x.name == v) {
                 return Err(PatchError(format!(
-                    "the pod already has a volume named {v:?}, a name the injection uses; rename it"
+                    "the pod already has a volume named {}, a name the injection uses; rename it",
+                    quote(v)
                 )));
             }
         }
@@ -178,7 +188,11 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
         );
     }
 
-    let env = app_env(req);
+    // As the kubelet will expand them, so that the app sees the values themselves.
+    let env: Vec<(String, String)> = app_env(req)
+        .into_iter()
+        .map(|(name, value)| (name, kubelet_escape(&value)))
+        .collect();
     for &i in &selected {
         let c = &spec.containers[i];
         let idx = i.to_string();
@@ -195,8 +209,9 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
                 None => new_env.push(json!({"name": name, "value": value})),
                 Some(e) if e.value.as_deref() == Some(value.as_str()) => {}
                 Some(_) => warnings.push(format!(
-                    "iamra-bootstrap: container {:?} sets {name} itself; kept it (the injected value is {value})",
-                    c.name
+                    "iamra-bootstrap: container {} sets {name} itself; kept it (the injected value is {})",
+                    quote(&c.name),
+                    quote(value)
                 )),
             }
         }
@@ -210,8 +225,9 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
         if !mounts.iter().any(|m| m.name == AWS_VOLUME) {
             if let Some(m) = mounts.iter().find(|m| m.mount_path == AWS_DIR) {
                 return Err(PatchError(format!(
-                    "container {:?} already mounts volume {:?} at {AWS_DIR}, where the injection mounts its own",
-                    c.name, m.name
+                    "container {} already mounts volume {} at {AWS_DIR}, where the injection mounts its own",
+                    quote(&c.name),
+                    quote(&m.name)
                 )));
             }
             append(
@@ -289,7 +305,15 @@ fn token_volume(audience: &str) -> Value {
     })
 }
 
-/// The command line of the injected container.
+/// `value` escaped for the kubelet's expansion of `$(VAR)` in a container's `args` and `env`
+/// (Kubernetes: "Define Dependent Environment Variables"; `third_party/forked/golang/expansion`):
+/// the kubelet turns `$$` into `$` and `$(NAME)` of a defined variable into its value, so with
+/// every `$` doubled nothing is expanded and the container sees `value` itself.
+pub(crate) fn kubelet_escape(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
+/// The command line of the injected container (each value escaped: [`kubelet_escape`]).
 fn args(req: &Request, defaults: &Defaults, service_account: &str) -> Vec<String> {
     let mut a: Vec<String> = match req.mode {
         Mode::Init => vec!["init".into()],
@@ -317,7 +341,7 @@ fn args(req: &Request, defaults: &Defaults, service_account: &str) -> Vec<String
         ("--service-account-token-file", SA_TOKEN_FILE),
     ] {
         a.push(flag.into());
-        a.push(value.into());
+        a.push(kubelet_escape(value));
     }
     if req.mode == Mode::Init {
         a.push("--credentials-file".into());
@@ -626,6 +650,152 @@ mod tests {
         v["spec"]["volumes"] = json!([{"name": AWS_VOLUME, "emptyDir": {}}]);
         let p = pod(v);
         assert!(build(&p, &request(&p), &defaults()).is_err());
+    }
+
+    /// The kubelet's expansion of `args` and `env` values, written from the Kubernetes docs
+    /// ("Define Dependent Environment Variables") and `third_party/forked/golang/expansion`:
+    /// `$$` is `$`; `$(NAME)` is the variable's value when it is defined, else left as it is;
+    /// an unclosed `$(` and any other `$` stay.
+    fn kubelet_expand(input: &str, vars: &BTreeMap<&str, &str>) -> String {
+        let mut out = String::new();
+        let mut rest = input;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+            } else if let Some(open) = after.strip_prefix('(') {
+                match open.find(')') {
+                    Some(end) => {
+                        let name = &open[..end];
+                        match vars.get(name) {
+                            Some(v) => out.push_str(v),
+                            None => out.push_str(&format!("$({name})")),
+                        }
+                        rest = &open[end + 1..];
+                    }
+                    None => {
+                        out.push_str("$(");
+                        rest = open;
+                    }
+                }
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn kubelet_vars() -> BTreeMap<&'static str, &'static str> {
+        // What a container can see: a service link, and names a runtime would define.
+        BTreeMap::from([
+            ("HOME", "/root"),
+            ("KUBERNETES_SERVICE_HOST", "10.96.0.1"),
+            ("X", "x"),
+        ])
+    }
+
+    #[test]
+    fn the_expansion_model_expands() {
+        // Without escaping, these are not what they were: the test below can fail.
+        let vars = kubelet_vars();
+        assert_eq!(kubelet_expand("$(HOME)", &vars), "/root");
+        assert_eq!(kubelet_expand("a$$(HOME)b", &vars), "a$(HOME)b");
+        assert_eq!(kubelet_expand("$(NOPE)$(X)$", &vars), "$(NOPE)x$");
+        assert_eq!(kubelet_expand("$(HOME", &vars), "$(HOME");
+        assert_eq!(kubelet_expand("$$$(X)$y", &vars), "$x$y");
+    }
+
+    #[test]
+    fn copied_values_survive_the_kubelets_expansion() {
+        let vars = kubelet_vars();
+        for sa in [
+            "$(HOME)",
+            "$$(HOME)",
+            "$$$(X)",
+            "a$b$",
+            "$(",
+            "$(KUBERNETES_SERVICE_HOST)",
+            "payments",
+        ] {
+            let mut v = bare(json!({"iamra-bootstrap/role-arn": ROLE}));
+            v["spec"]["serviceAccountName"] = json!(sa);
+            let (out, _) = mutate(&v);
+            let init = &out["spec"]["initContainers"][0];
+            let args: Vec<String> = init["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| kubelet_expand(a.as_str().unwrap(), &vars))
+                .collect();
+            let role = &args[args.iter().position(|a| a == "--vault-role").unwrap() + 1];
+            assert_eq!(
+                role, sa,
+                "the ServiceAccount name, as the container sees it"
+            );
+            assert_eq!(args[0], "init");
+            for (name, value) in env_of(&out["spec"]["containers"][0]) {
+                let seen = kubelet_expand(&value, &vars);
+                assert_eq!(seen, value, "{name} holds no $");
+            }
+        }
+        // A default Vault role from the webhook's flags, too.
+        let mut d = defaults();
+        d.vault_role = Some("$(HOME)-role".into());
+        let p = pod(bare(json!({"iamra-bootstrap/role-arn": ROLE})));
+        let req = match parse(p.metadata.annotations.as_ref(), &d).unwrap() {
+            Parsed::Inject(r) => *r,
+            other => panic!("{other:?}"),
+        };
+        let out = apply(
+            &bare(json!({"iamra-bootstrap/role-arn": ROLE})),
+            &build(&p, &req, &d).unwrap(),
+        );
+        let args: Vec<&str> = out["spec"]["initContainers"][0]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap())
+            .collect();
+        let i = args.iter().position(|a| *a == "--vault-role").unwrap();
+        assert_eq!(args[i + 1], "$$(HOME)-role");
+        assert_eq!(kubelet_expand(args[i + 1], &vars), "$(HOME)-role");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn escaping_is_undone_by_the_expansion_exactly(s in "[$()A-Za-z_ é]{0,40}") {
+            proptest::prop_assert_eq!(kubelet_expand(&kubelet_escape(&s), &kubelet_vars()), s);
+        }
+    }
+
+    #[test]
+    fn names_in_denials_and_warnings_are_quoted_and_bounded() {
+        let long = "c".repeat(1 << 20);
+        let mut v = deployment_pod();
+        v["metadata"]["annotations"]["iamra-bootstrap/containers"] = json!(long);
+        let p = pod(v);
+        let e = build(&p, &request(&p), &defaults()).unwrap_err();
+        assert!(
+            e.0.len() < 400 && e.0.contains("(1048576 characters)"),
+            "{e}"
+        );
+        let mut v = deployment_pod();
+        v["spec"]["containers"][1]["name"] = json!(format!("worker\n{long}"));
+        v["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("iamra-bootstrap/containers");
+        let (_, m) = mutate(&v);
+        assert_eq!(m.warnings.len(), 1);
+        let w = &m.warnings[0];
+        assert!(
+            w.len() < 400 && !w.contains('\n') && w.contains("AWS_REGION"),
+            "{w}"
+        );
     }
 
     /// Reads `v` as the `k8s_openapi` type `T` and back: unknown or mistyped fields would be

@@ -7,6 +7,7 @@
 //! own dependencies; these are the fields the webhook reads and writes, nothing else.
 
 use super::pod::Pod;
+use crate::limits::{quote, remote_text};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -61,9 +62,10 @@ impl std::fmt::Display for Malformed {
 pub(crate) struct Admission {
     /// Echoed in the response.
     pub(crate) uid: String,
-    /// The request's namespace (for logs).
+    /// The request's namespace (for logs, through [`quote`]).
     pub(crate) namespace: String,
-    /// The pod's name, or `generateName` + `*` when it has none yet (for logs).
+    /// The pod's name, or `generateName` + `*` when it has none yet (for logs, through
+    /// [`quote`]).
     pub(crate) name: String,
     /// The pod, for a CREATE of a core/v1 Pod; `None` for anything else (allowed unchanged).
     pub(crate) pod: Option<Pod>,
@@ -72,11 +74,18 @@ pub(crate) struct Admission {
 /// Parses a request body.
 pub(crate) fn parse(body: &[u8]) -> Result<Admission, Malformed> {
     let review: ReviewIn = serde_json::from_slice(body)
-        .map_err(|e| Malformed(format!("not an AdmissionReview: {e}")))?;
+        // The parser's message may carry a piece of the body: bounded, one line.
+        .map_err(|e| {
+            Malformed(format!(
+                "not an AdmissionReview: {}",
+                remote_text(&e.to_string())
+            ))
+        })?;
     if review.api_version != API_VERSION || review.kind != KIND {
         return Err(Malformed(format!(
             "expected an {API_VERSION} {KIND}, got {} {}",
-            review.api_version, review.kind
+            quote(&review.api_version),
+            quote(&review.kind)
         )));
     }
     let req = review

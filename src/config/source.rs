@@ -1,0 +1,130 @@
+//! Where the identity comes from: the certificate files ([`CertificateFileArgs`]) when
+//! `--certificate` is given, else Vault ([`super::vault`]); and the key's password.
+
+use std::time::Instant;
+
+use super::{ConfigError, Env, err};
+use crate::cli::{CertificateFileArgs, PrivateKeyArgs, VaultArgs};
+use crate::limits;
+use crate::secret::Secret;
+use crate::source::Source;
+use crate::source::files::FileSource;
+
+/// Certificate files when `--certificate` is given (with `--private-key`, or a PKCS#12 or
+/// key + certificate PEM file alone), else Vault (when its flags say where).
+pub(super) fn source(
+    a: &CertificateFileArgs,
+    vault: &VaultArgs,
+    env: &dyn Env,
+    deadline: Instant,
+) -> Result<Source, ConfigError> {
+    let key = &a.key;
+    match (&a.cert.certificate, &key.private_key) {
+        // Without --private-key the certificate file may be a PKCS#12 file or hold the key.
+        (Some(certificate), private_key) => Ok(Source::Files(FileSource {
+            certificate: certificate.clone(),
+            private_key: private_key.clone(),
+            intermediates: a.intermediates.clone(),
+            password: key_password(key, deadline)?,
+            loaded: Default::default(),
+        })),
+        (None, Some(_)) => err("missing --certificate for --private-key"),
+        (None, None) if a.intermediates.is_some() => err("--intermediates needs --certificate"),
+        (None, None) => {
+            if vault.pki_role.is_none()
+                && vault.vault_addr.is_none()
+                && env.var("VAULT_ADDR").is_none()
+            {
+                return err(
+                    "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault)",
+                );
+            }
+            Ok(Source::Vault(Box::new(super::vault::source(
+                vault, env, deadline,
+            )?)))
+        }
+    }
+}
+
+/// The password of an encrypted PKCS#8 key or a PKCS#12 file: `--pkcs8-password-file` (or
+/// `IAMRA_PKCS8_PASSWORD_FILE`), or `--pkcs8-password` (or `IAMRA_PKCS8_PASSWORD`), not both.
+/// From a file, one trailing newline (`\n` or `\r\n`) is dropped and nothing else: spaces may
+/// be part of a password. Neither the value nor the file's content ever goes in a message.
+pub(crate) fn key_password(
+    a: &PrivateKeyArgs,
+    deadline: Instant,
+) -> Result<Option<Secret>, ConfigError> {
+    match (a.pkcs8_password.as_ref(), a.pkcs8_password_file.as_deref()) {
+        (Some(_), Some(_)) => err(
+            "both --pkcs8-password (or IAMRA_PKCS8_PASSWORD) and --pkcs8-password-file are set: give the password once",
+        ),
+        (Some(v), None) => Ok(Some(v.clone())),
+        (None, Some(path)) => {
+            let raw = zeroize::Zeroizing::new(
+                crate::bounded::read_file(path, limits::MAX_PASSWORD_FILE, deadline).map_err(
+                    |e| {
+                        ConfigError(format!(
+                            "cannot read the --pkcs8-password-file {}: {e}",
+                            path.display()
+                        ))
+                    },
+                )?,
+            );
+            let mut v: &[u8] = &raw;
+            if let Some(rest) = v.strip_suffix(b"\n") {
+                v = rest.strip_suffix(b"\r").unwrap_or(rest);
+            }
+            let s = std::str::from_utf8(v).map_err(|_| {
+                ConfigError(format!(
+                    "the --pkcs8-password-file {} is not UTF-8 text",
+                    path.display()
+                ))
+            })?;
+            Ok(Some(Secret::new(s)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::soon;
+
+    fn args(value: Option<&str>, file: Option<&std::path::Path>) -> PrivateKeyArgs {
+        PrivateKeyArgs {
+            pkcs8_password: value.map(Secret::new),
+            pkcs8_password_file: file.map(std::path::Path::to_path_buf),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn key_password_from_flag_or_file_never_both() {
+        let dir = std::env::temp_dir().join(format!("iamra-pw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("pw");
+        std::fs::write(&f, "pass phrase \r\n").unwrap();
+        let got = key_password(&args(None, Some(&f)), soon())
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.expose(), "pass phrase ");
+        assert_eq!(
+            key_password(&args(Some("x"), None), soon())
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "x"
+        );
+        let e = key_password(&args(Some("x"), Some(&f)), soon())
+            .unwrap_err()
+            .0;
+        assert!(e.contains("give the password once"), "{e}");
+        let e = key_password(&args(None, Some(&dir.join("missing"))), soon())
+            .unwrap_err()
+            .0;
+        assert!(e.contains("cannot read the --pkcs8-password-file"), "{e}");
+        assert!(key_password(&args(None, None), soon()).unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
