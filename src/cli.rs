@@ -126,9 +126,12 @@ pub enum SignFormat {
     Bin,
 }
 
-/// `sign-string`.
+/// `sign-string`. (The shared flags, with the help this offline use of them needs.)
 #[derive(Args, Debug)]
-#[command(mut_arg("certificate", |a| a.help("Certificate, PEM or DER; when given it must hold the key's public key")))]
+#[command(
+    mut_arg("certificate", |a| a.help("Certificate, PEM or DER; when given it must hold the key's public key")),
+    mut_arg("pkcs8_password", |a| a.help("Password of an encrypted PKCS#8 key (visible to `ps`: prefer --pkcs8-password-file)"))
+)]
 pub struct SignStringArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -147,7 +150,7 @@ pub struct SignStringArgs {
     pub debug: bool,
 }
 
-/// `read-certificate-data`.
+/// `read-certificate-data`. (The shared `--certificate`, with the help this use of it needs.)
 #[derive(Args, Debug)]
 #[command(mut_arg("certificate", |a| a.help("Certificate, PEM (the first certificate) or DER")))]
 pub struct ReadCertificateDataArgs {
