@@ -13,6 +13,7 @@ use std::fmt;
 use crate::aws::credentials_file::WriteError;
 use crate::config::ConfigError;
 use crate::serve::ServeError;
+use crate::server::ServerError;
 use crate::source::SourceError;
 use crate::webhook::WebhookError;
 
@@ -44,11 +45,13 @@ impl Error {
             Error::Source(SourceError::Session(_)) | Error::Verify(_) => 4,
             Error::Source(SourceError::Keygen(_)) => 1,
             Error::Output(_) => 5,
-            Error::Serve(ServeError::Bind { .. }) => 2,
+            Error::Serve(ServeError::Server(ServerError::Bind { .. })) => 2,
             Error::Serve(ServeError::TokenFile { .. }) => 5,
-            Error::Webhook(WebhookError::Tls(_) | WebhookError::Bind { .. }) => 2,
-            Error::Serve(ServeError::Signal(_))
-            | Error::Webhook(WebhookError::Signal(_))
+            Error::Webhook(
+                WebhookError::Tls(_) | WebhookError::Server(ServerError::Bind { .. }),
+            ) => 2,
+            Error::Serve(ServeError::Server(ServerError::Signal(_)))
+            | Error::Webhook(WebhookError::Server(ServerError::Signal(_)))
             | Error::Other(_) => 1,
         }
     }

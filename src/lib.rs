@@ -5,8 +5,10 @@
 //! validated settings (`config`), then a `source` obtains an identity (certificate files, or
 //! `vault` login + PKI with a key from `keygen`), then `rolesanywhere` signs and sends
 //! `CreateSession`, then a sink hands the credentials on (`aws`: credentials file,
-//! credential_process JSON and its cache; `serve`: ECS and IMDS endpoints). The commands in
-//! `cmd` are thin drivers over that pipeline. Only what `main` needs is public.
+//! credential_process JSON and its cache; `serve`: ECS and IMDS endpoints). The long-running
+//! commands refresh through the one loop in `source::refresh`, and both HTTP servers (`serve`,
+//! `webhook`) stand on the one skeleton in `server`. The commands in `cmd` are thin drivers
+//! over that pipeline. Only what `main` needs is public.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
@@ -33,6 +35,7 @@ mod retry;
 mod rolesanywhere;
 mod secret;
 mod serve;
+mod server;
 mod source;
 mod timefmt;
 mod vault;

@@ -5,8 +5,9 @@
 //!
 //! Contract:
 //! - a file or body larger than its cap is refused with one line naming the cap (never read to
-//!   the end: `/dev/zero` stops after `cap + 1` bytes) — see [`crate::bounded`]; the webhook's
-//!   request body likewise ([`MAX_WEBHOOK_BODY`]);
+//!   the end: `/dev/zero` stops after `cap + 1` bytes) — see [`crate::bounded`]; a request body
+//!   to the webhook or `serve` over its cap ([`MAX_WEBHOOK_BODY`], [`MAX_SERVE_BODY`]) is `413`
+//!   ([`crate::server`]);
 //! - ARNs: AWS's own limits (IAM role ARN 20–2048 characters, role name 1–64, role path 1–512;
 //!   Roles Anywhere trust anchor and profile ARNs 1–1011, `AmazonResourceName` in the service
 //!   model, their ids 1–[`MAX_ROLESANYWHERE_ID_LEN`]); role session name 2–64 of
@@ -90,10 +91,13 @@ pub(crate) const MAX_ROLESANYWHERE_ID_LEN: usize = 64;
 
 /// The webhook's largest request body. The API server caps objects near 3 MiB; a review of one
 /// is a little larger.
-pub(crate) const MAX_WEBHOOK_BODY: usize = 4 * MIB as usize;
-/// A webhook body over [`MAX_WEBHOOK_BODY`] is read and dropped up to this size, so that the
-/// client, still sending, gets its 413 instead of a reset; a larger one is refused at once.
-pub(crate) const WEBHOOK_DRAIN_MAX: usize = 64 * MIB as usize;
+pub(crate) const MAX_WEBHOOK_BODY: u64 = 4 * MIB;
+/// `serve`'s largest request body (none of its routes takes one).
+pub(crate) const MAX_SERVE_BODY: u64 = 64 * KIB;
+/// A request body over its cap is read and dropped up to this many times the cap (the
+/// webhook's: 64 MiB), so that the client, still sending, gets its 413 instead of a reset; a
+/// larger one is refused at once ([`crate::server`]).
+pub(crate) const BODY_DRAIN_FACTOR: u64 = 16;
 /// A Vault role or PKI role name in a pod annotation (`iamra-bootstrap/vault-role`,
 /// `iamra-bootstrap/pki-role`).
 pub(crate) const MAX_ANNOTATION_ROLE_NAME_LEN: usize = 128;

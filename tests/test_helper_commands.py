@@ -326,6 +326,57 @@ def test_pod_spec_serve_serves_imds_on_the_default_address(serve, fake_ra, monke
     assert frozen.access_key == fake_ra.issued[-1]["accessKeyId"]
 
 
+def serving_addresses(proc: subprocess.Popen, timeout: float = 30) -> dict[str, str]:
+    """The addresses the ``serving`` log line names (read from stderr as it is written)."""
+    import queue
+    import re
+    import threading
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in proc.stderr], daemon=True).start()
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if re.search(r"\bserving\b", line):
+            return dict(re.findall(r"\b(listen|health_listen)=(?:Some\()?([\d.]+:\d+)", line))
+    raise AssertionError(f"no serving line: {''.join(seen)[-2000:]}")
+
+
+@pytest.mark.parametrize("flags", [["--port", "0"],
+                                   ["--listen", "127.0.0.1:0", "--health-listen", "127.0.0.1:0"]])
+def test_port_0_logs_the_port_it_got(iamra_bin, workdir, fake_ra, monkeypatch, flags):
+    """Port 0 binds a port the kernel picks; the log names that port (not :0), and it serves
+    there. A GET where the IMDS token takes a PUT is 405 naming PUT, not 401."""
+    cmd = substitute([HELPER, *POD_SERVE, *flags], iamra_bin, workdir)
+    proc = subprocess.Popen(cmd, cwd=workdir,
+                            env=clean_env(ra_env(fake_ra), home=workdir / "home"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        addrs = serving_addresses(proc)
+        assert set(addrs) == ({"listen", "health_listen"} if "--health-listen" in flags
+                              else {"listen"}), addrs
+        for addr in addrs.values():
+            host, port = addr.rsplit(":", 1)
+            assert host == "127.0.0.1" and int(port) > 0, addrs
+        assert addrs.get("listen") != addrs.get("health_listen")
+        s = Served(proc, f"http://{addrs['listen']}")
+        s.wait_for_credentials()
+        if "health_listen" in addrs:
+            assert requests.get(f"http://{addrs['health_listen']}/readyz", timeout=5).status_code == 200
+        r = requests.get(f"{s.base}/latest/api/token", timeout=5)
+        assert (r.status_code, r.headers.get("allow")) == (405, "PUT"), (r.status_code, r.text)
+        frozen = botocore_imds(s.base, monkeypatch)
+        assert frozen.access_key == fake_ra.issued[-1]["accessKeyId"]
+    finally:
+        assert terminate(proc) == 0
+
+
 def test_serve_flag_errors(run_bin, pki):
     leaf = pki.leaf("p256")
     base = ["serve", "--certificate", leaf.cert_pem, "--private-key", leaf.key(),

@@ -7,9 +7,10 @@
 //! its folder created 0700 when missing ([`crate::fsutil`]). An existing file is read up to
 //! [`MAX_INI_FILE`] bytes; a value holding a line break is refused, never written.
 //!
-//! The sink of `init` and `serve` is [`write_output`]: the profile in the credentials file, and
-//! the region in the config file when one is named ([`Output`]): both files or neither (both
-//! are staged before either is renamed).
+//! The sink of `init`, `update` and `serve --credentials-file` is [`write_output`]: the profile
+//! in the credentials file, and the region in the config file when one is named ([`Output`]):
+//! both files or neither (both are staged before either is renamed). [`FileSink`] is the same
+//! write as the refresh loop's sink ([`crate::source::refresh`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use crate::fsutil;
 use crate::limits::MAX_INI_FILE;
 use crate::logging::ms_since;
 
-/// Where `init` and `serve` write.
+/// Where `init`, `update` and `serve` write.
 #[derive(Debug, Clone)]
 pub(crate) struct Output {
     pub(crate) credentials_file: PathBuf,
@@ -93,6 +94,29 @@ pub(crate) fn write_output(
         "wrote the credentials file"
     );
     Ok(())
+}
+
+/// The file as the refresh loop's sink: rewritten at every refresh; a write that fails fails
+/// the round.
+#[derive(Debug)]
+pub(crate) struct FileSink {
+    pub(crate) output: Output,
+    /// The region recorded in the config file (when `output` names one).
+    pub(crate) region: String,
+}
+
+impl crate::source::refresh::Sink for FileSink {
+    type Error = WriteError;
+    const DELIVERED: &'static str = "credentials file updated";
+
+    fn deliver(
+        &self,
+        got: &crate::source::Obtained,
+        _issued: time::OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<(), WriteError> {
+        write_output(&self.output, &self.region, &got.credentials, deadline)
+    }
 }
 
 /// Keys this tool owns in a credentials section.

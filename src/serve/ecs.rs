@@ -16,8 +16,9 @@ use http::StatusCode;
 use http::request::Parts;
 use subtle::ConstantTimeEq;
 
-use super::{Reply, State, body};
+use super::{State, body};
 use crate::fsutil;
+use crate::server::Reply;
 
 /// The authorization token's length: 32 bytes in hex.
 const TOKEN_LEN: usize = 64;
@@ -157,7 +158,8 @@ mod tests {
         with_creds(&s, 600);
         let r = handle(&ok, &s);
         assert_eq!(r.status, StatusCode::OK);
-        assert!(r.body.contains(r#""AccessKeyId":"ASIA1""#), "{}", r.body);
+        let text = r.body_text();
+        assert!(text.contains(r#""AccessKeyId":"ASIA1""#), "{text}");
         with_creds(&s, -1);
         assert_eq!(handle(&ok, &s).status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(s.metrics.refused.load(Relaxed), 6);

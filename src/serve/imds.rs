@@ -2,7 +2,8 @@
 //! metadata. Opt-in (`--imds`): any local process can get an IMDS token, so the ECS endpoint
 //! with its token file is the better contract.
 //!
-//! - `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` (1–21600) → a token,
+//! - `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds` (1–21600) → a token
+//!   (any other method there is `405` with `Allow: PUT`),
 //!   with the granted TTL in the same response header, as real IMDS does (the Rust and Go SDKs
 //!   require it); requests carrying `X-Forwarded-For` are refused (403), as real IMDS does.
 //!   The grant is at most [`MAX_GRANTED_TTL`] (60 s), whatever was asked for: tokens die with
@@ -17,7 +18,7 @@
 //! - `GET /latest/meta-data/iam/security-credentials/<role>` →
 //!   `{"Code":"Success","LastUpdated","Type":"AWS-HMAC","AccessKeyId","SecretAccessKey","Token","Expiration"}`.
 //!
-//! Every GET needs a live token in `X-aws-ec2-metadata-token` (401 otherwise). Tokens are not
+//! Every other path takes only GET (`405` with `Allow: GET` otherwise) and needs a live token in `X-aws-ec2-metadata-token` (401 otherwise). Tokens are not
 //! kept anywhere: a token is its expiry (on this process's monotonic clock) and an HMAC of it
 //! under a key made at start-up, so no client can crowd out another's token, and a restart
 //! invalidates them all (SDKs then fetch a new one within [`MAX_GRANTED_TTL`]).
@@ -28,7 +29,8 @@ use http::request::Parts;
 use http::{Method, StatusCode};
 use ring::hmac;
 
-use super::{Reply, State, body};
+use super::{State, body};
+use crate::server::Reply;
 
 /// The request and response header that carries the TTL.
 const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
@@ -96,7 +98,11 @@ pub(crate) fn handle(req: &Parts, s: &State) -> Reply {
     let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
     let now = Instant::now();
     let path = req.uri.path();
-    if req.method == Method::PUT && path == "/latest/api/token" {
+    if path == "/latest/api/token" {
+        if req.method != Method::PUT {
+            // A GET here is a client that skipped the token step: say so, not "no token".
+            return Reply::method_not_allowed("PUT");
+        }
         if req.headers.contains_key("x-forwarded-for") {
             return Reply::text(StatusCode::FORBIDDEN, "forwarded requests are refused\n");
         }
@@ -114,7 +120,7 @@ pub(crate) fn handle(req: &Parts, s: &State) -> Reply {
         };
     }
     if req.method != Method::GET {
-        return Reply::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        return Reply::method_not_allowed("GET");
     }
     if !header(TOKEN_HEADER).is_some_and(|t| tokens.valid(t, now)) {
         return Reply::text(
@@ -166,6 +172,15 @@ mod tests {
         let r = put(&[(TTL_HEADER, "21600")]);
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body.len(), 48);
+        // The token path with the wrong method says which one it takes.
+        for m in [Method::GET, Method::POST] {
+            let r = handle(
+                &req(m.clone(), "/latest/api/token", &[(TTL_HEADER, "60")]),
+                &state(None, true),
+            );
+            assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m}");
+            assert_eq!(r.headers, vec![("allow", "PUT".to_string())], "{m}");
+        }
     }
 
     #[test]
@@ -228,7 +243,7 @@ mod tests {
             &req(Method::PUT, "/latest/api/token", &[(TTL_HEADER, "60")]),
             &s,
         )
-        .body;
+        .body_text();
         let list = "/latest/meta-data/iam/security-credentials/";
         let get = |path: &str, token: Option<&str>| {
             let h: Vec<(&str, &str)> = token.map(|t| (TOKEN_HEADER, t)).into_iter().collect();
@@ -237,7 +252,7 @@ mod tests {
         assert_eq!(get(list, None).status, StatusCode::UNAUTHORIZED);
         assert_eq!(get(list, Some("bogus")).status, StatusCode::UNAUTHORIZED);
         let r = get(list, Some(&tok));
-        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "R"));
+        assert_eq!((r.status, r.body_text().as_str()), (StatusCode::OK, "R"));
         let role = format!("{list}R");
         assert_eq!(
             get(&role, Some(&tok)).status,
@@ -247,9 +262,10 @@ mod tests {
         let r = get(&role, Some(&tok));
         assert_eq!(r.status, StatusCode::OK);
         assert!(
-            r.body.starts_with(r#"{"Code":"Success","LastUpdated":"#),
+            r.body_text()
+                .starts_with(r#"{"Code":"Success","LastUpdated":"#),
             "{}",
-            r.body
+            r.body_text()
         );
         assert_eq!(
             get(&format!("{list}Other"), Some(&tok)).status,
@@ -257,6 +273,7 @@ mod tests {
         );
         let post = handle(&req(Method::POST, list, &[]), &s);
         assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(post.headers, vec![("allow", "GET".to_string())]);
         let off = state(None, false);
         assert_eq!(
             handle(&req(Method::GET, list, &[]), &off).status,

@@ -1,6 +1,10 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4).
+//! `serve`'s `/metrics`: its counters and gauges, written by the shared renderer
+//! ([`crate::server::metrics`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::server::Reply;
+use crate::server::metrics::Page;
 
 /// Counters kept by the sidecar.
 #[derive(Debug, Default)]
@@ -16,54 +20,42 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Renders the metrics; the gauges are seconds until expiry (absent before the first
+    /// The `/metrics` page; the gauges are seconds until expiry (absent before the first
     /// credentials).
-    pub(crate) fn render(&self, creds_left: Option<i64>, cert_left: Option<i64>) -> String {
-        let mut out = String::with_capacity(1024);
-        let mut counter = |name: &str, help: &str, v: u64| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-            ));
-        };
-        counter(
+    pub(crate) fn render(&self, creds_left: Option<i64>, cert_left: Option<i64>) -> Reply {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut page = Page::default();
+        page.counter(
             "iamra_refreshes_total",
             "Successful credential refreshes.",
-            self.refreshes.load(Ordering::Relaxed),
-        );
-        counter(
+            n(&self.refreshes),
+        )
+        .counter(
             "iamra_refresh_failures_total",
             "Failed credential refresh attempts.",
-            self.failures.load(Ordering::Relaxed),
-        );
-        counter(
+            n(&self.failures),
+        )
+        .counter(
             "iamra_credential_requests_served_total",
             "Credential requests answered with credentials.",
-            self.served.load(Ordering::Relaxed),
-        );
-        counter(
+            n(&self.served),
+        )
+        .counter(
             "iamra_credential_requests_refused_total",
             "Credential requests refused or failed.",
-            self.refused.load(Ordering::Relaxed),
+            n(&self.refused),
+        )
+        .gauge(
+            "iamra_credentials_expiry_seconds",
+            "Seconds until the current credentials expire.",
+            creds_left,
+        )
+        .gauge(
+            "iamra_certificate_expiry_seconds",
+            "Seconds until the current certificate expires.",
+            cert_left,
         );
-        for (name, help, v) in [
-            (
-                "iamra_credentials_expiry_seconds",
-                "Seconds until the current credentials expire.",
-                creds_left,
-            ),
-            (
-                "iamra_certificate_expiry_seconds",
-                "Seconds until the current certificate expires.",
-                cert_left,
-            ),
-        ] {
-            if let Some(v) = v {
-                out.push_str(&format!(
-                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
-                ));
-            }
-        }
-        out
+        page.reply()
     }
 }
 
@@ -75,7 +67,9 @@ mod tests {
     fn renders_text_format() {
         let m = Metrics::default();
         m.refreshes.fetch_add(2, Ordering::Relaxed);
-        let t = m.render(Some(100), None);
+        let r = m.render(Some(100), None);
+        assert_eq!(r.content_type, crate::server::metrics::CONTENT_TYPE);
+        let t = r.body_text();
         assert!(t.contains("# TYPE iamra_refreshes_total counter\niamra_refreshes_total 2\n"));
         assert!(t.contains("iamra_credentials_expiry_seconds 100\n"));
         assert!(!t.contains("iamra_certificate_expiry_seconds"));

@@ -1,5 +1,6 @@
-//! `serve`'s HTTP side: bind, route, shut down. The sidecar hands out the credentials that
-//! [`refresh`] keeps fresh.
+//! `serve`'s side of the sidecar: what it serves and from what. The sidecar hands out the
+//! credentials that the refresh loop ([`crate::source::refresh`]) delivers to it ([`Endpoints`]);
+//! binding, connections, limits and shutdown are the shared skeleton's ([`crate::server`]).
 //!
 //! - On `--listen` (IPv4 or IPv6): `GET /v1/credentials` ([`ecs`]), IMDSv2 under `/latest/`
 //!   with `--imds` ([`imds`]), and the health endpoints.
@@ -7,35 +8,46 @@
 //!   to the pod IP while the credentials stay on loopback): `GET /healthz` (process alive),
 //!   `GET /readyz` (200 only while valid credentials exist: the native sidecar's
 //!   `startupProbe`), `GET /metrics` ([`metrics`]).
+//! - Credentials are served only until they expire ([`State::valid`]): past that, `503`, and
+//!   `/readyz` says not ready, whatever the refresh loop is doing.
 //! - Every accepted connection answers with IP TTL (IPv6: hop limit) `--hop-limit`
-//!   ([`hop_limit`]); `--port N` is `--listen 127.0.0.1:N` with IMDSv2, as `aws_signing_helper serve`.
-//! - A client that does not finish its headers within 10 s is dropped.
-//! - SIGTERM or SIGINT: stop accepting, exit 0.
+//!   ([`crate::server::hop_limit`]); `--port N` is `--listen 127.0.0.1:N` with IMDSv2, as
+//!   `aws_signing_helper serve`. Port 0 binds a port the kernel picks; the `serving` log line
+//!   names the address actually bound.
+//! - A client that does not finish its headers within 10 s is dropped; a request body (none of
+//!   these routes takes one) over [`crate::limits::MAX_SERVE_BODY`] is `413`.
+//! - SIGTERM or SIGINT: stop accepting, finish requests in flight, exit 0.
 
 mod body;
 pub(crate) mod ecs;
-pub(crate) mod hop_limit;
 pub(crate) mod imds;
 pub(crate) mod metrics;
-pub(crate) mod refresh;
 
 use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{Method, Response, StatusCode};
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use http::{Method, StatusCode};
 use time::OffsetDateTime;
-use tokio::net::TcpListener;
 
+use crate::aws::credentials_file::FileSink;
 use crate::credentials::Credentials;
+use crate::server::{self, Handler, Limits, Listener, Reply, ServerError};
+use crate::source::Obtained;
+use crate::source::refresh::{Feed, Refresh, Sink};
+
+/// What a connection and a request to the sidecar may take.
+const LIMITS: Limits = Limits {
+    header_timeout: Duration::from_secs(10),
+    max_body: crate::limits::MAX_SERVE_BODY,
+    body_timeout: Duration::from_secs(10),
+};
 
 /// What to serve and where, validated.
 #[derive(Debug, Clone)]
@@ -57,38 +69,35 @@ pub(crate) struct Settings {
 /// Why serving could not start.
 #[derive(Debug)]
 pub(crate) enum ServeError {
-    /// An address could not be bound (in use, not local).
-    Bind {
-        addr: SocketAddr,
-        flag: &'static str,
-        source: std::io::Error,
-    },
+    /// An address could not be bound, or the signal handlers not installed.
+    Server(ServerError),
     /// The ECS token file could not be written.
     TokenFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The signal handlers could not be installed.
-    Signal(std::io::Error),
 }
 
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ServeError::Bind { addr, flag, source } => {
-                write!(f, "cannot listen on {addr}: {source}; pick another {flag}")
-            }
+            ServeError::Server(e) => e.fmt(f),
             ServeError::TokenFile { path, source } => write!(
                 f,
                 "cannot write the auth token file {}: {source}; check that the folder exists or can be created and is writable",
                 path.display()
             ),
-            ServeError::Signal(e) => write!(f, "cannot install the SIGTERM handler: {e}"),
         }
     }
 }
 
 impl std::error::Error for ServeError {}
+
+impl From<ServerError> for ServeError {
+    fn from(e: ServerError) -> Self {
+        ServeError::Server(e)
+    }
+}
 
 /// The credentials being served.
 #[derive(Debug, Clone)]
@@ -139,47 +148,39 @@ impl State {
     }
 }
 
-/// A response before it becomes hyper's.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: StatusCode,
-    content_type: &'static str,
-    pub(crate) headers: Vec<(&'static str, String)>,
-    pub(crate) body: String,
+/// Where `serve`'s refresh loop delivers: the endpoints' [`State`], and `--credentials-file`
+/// when asked for (a failed rewrite is logged; the endpoints still get the new credentials).
+pub(crate) struct Endpoints {
+    state: Arc<State>,
+    file: Option<FileSink>,
 }
 
-impl Reply {
-    pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> Reply {
-        Reply {
-            status,
-            content_type: "text/plain",
-            headers: Vec::new(),
-            body: body.into(),
+impl Sink for Endpoints {
+    type Error = Infallible;
+    const DELIVERED: &'static str = "credentials refreshed";
+
+    fn deliver(
+        &self,
+        got: &Obtained,
+        issued: OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<(), Infallible> {
+        if let Some(file) = &self.file
+            && let Err(e) = file.deliver(got, issued, deadline)
+        {
+            tracing::warn!(error = %e, "could not rewrite the credentials file");
         }
+        self.state.set(Current {
+            creds: got.credentials.clone(),
+            cert_not_after: got.cert_not_after,
+            updated: issued,
+        });
+        self.state.metrics.refreshes.fetch_add(1, Relaxed);
+        Ok(())
     }
 
-    pub(crate) fn json(status: StatusCode, body: String) -> Reply {
-        Reply {
-            content_type: "application/json",
-            ..Reply::text(status, body)
-        }
-    }
-
-    pub(crate) fn with_header(mut self, name: &'static str, value: String) -> Reply {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn into_response(self) -> Response<Full<Bytes>> {
-        let mut b = Response::builder()
-            .status(self.status)
-            .header("content-type", self.content_type)
-            .header("cache-control", "no-store");
-        for (k, v) in self.headers {
-            b = b.header(k, v);
-        }
-        b.body(Full::new(Bytes::from(self.body)))
-            .expect("static response parts")
+    fn failed(&self) {
+        self.state.metrics.failures.fetch_add(1, Relaxed);
     }
 }
 
@@ -190,11 +191,25 @@ enum Routes {
     HealthOnly,
 }
 
-/// Binds the listeners and writes the ECS token file (failing fast, before any credentials
-/// exist), then serves until SIGTERM/SIGINT while `refresher` keeps the credentials fresh.
+/// One listener's routes over the shared state.
+struct Listen {
+    state: Arc<State>,
+    routes: Routes,
+}
+
+impl Handler for Listen {
+    fn handle(&self, req: &Parts, _body: Bytes) -> Reply {
+        route(req, &self.state, self.routes)
+    }
+}
+
+/// Writes the ECS token file and binds the listeners (failing fast, before any credentials
+/// exist), then serves until SIGTERM/SIGINT while `refresh` delivers credentials to the
+/// endpoints (and to `file`).
 pub(crate) async fn run(
     settings: Settings,
-    refresher: impl refresh::Refresh,
+    refresh: Refresh<impl Feed>,
+    file: Option<FileSink>,
 ) -> Result<(), ServeError> {
     let token = match &settings.auth_token_file {
         Some(path) => {
@@ -207,75 +222,44 @@ pub(crate) async fn run(
         }
         None => None,
     };
-    let bind = |addr: SocketAddr, flag: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, flag, source })
+    let state = Arc::new(State::new(token, settings.imds, settings.role_name));
+    let listen = |routes| -> Arc<dyn Handler> {
+        Arc::new(Listen {
+            state: state.clone(),
+            routes,
+        })
     };
-    let main = bind(settings.listen, settings.listen_flag).await?;
+    let main = Listener::bind(settings.listen, settings.listen_flag, listen(Routes::All))
+        .await?
+        .with_hop_limit(settings.hop_limit);
     let health = match settings.health_listen {
-        Some(a) => Some(bind(a, "--health-listen").await?),
+        Some(a) => Some(
+            Listener::bind(a, "--health-listen", listen(Routes::HealthOnly))
+                .await?
+                .with_hop_limit(settings.hop_limit),
+        ),
         None => None,
     };
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(ServeError::Signal)?;
-    let state = Arc::new(State::new(token, settings.imds, settings.role_name));
-    tracing::info!(listen = %settings.listen, health_listen = ?settings.health_listen, imds = settings.imds, ecs = state.token.is_some(), hop_limit = settings.hop_limit, "serving");
+    let shutdown = server::signals()?;
+    let listen_addr = main.addr();
+    let health_addr = health.as_ref().map(Listener::addr);
+    tracing::info!(listen = %listen_addr, health_listen = ?health_addr, imds = settings.imds, ecs = state.token.is_some(), hop_limit = settings.hop_limit, "serving");
 
-    let refresh = tokio::spawn(refresh::run(refresher, state.clone()));
-    let hops = settings.hop_limit;
-    let mut tasks = vec![tokio::spawn(accept(main, state.clone(), Routes::All, hops))];
-    if let Some(h) = health {
-        tasks.push(tokio::spawn(accept(
-            h,
-            state.clone(),
-            Routes::HealthOnly,
-            hops,
-        )));
-    }
+    let sink = Endpoints {
+        state: state.clone(),
+        file,
+    };
+    let serving = server::run(
+        std::iter::once(main).chain(health).collect(),
+        LIMITS,
+        shutdown,
+    );
+    // The loop runs beside the server and stops with it.
     tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!(listen = %settings.listen, "shutting down");
-    refresh.abort();
-    for t in tasks {
-        t.abort();
+        () = serving => {}
+        () = refresh.run(&sink) => {}
     }
     Ok(())
-}
-
-async fn accept(listener: TcpListener, state: Arc<State>, routes: Routes, hop_limit: u32) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        if let Err(e) = hop_limit::apply(&stream, hop_limit) {
-            // Never answer with a TTL other than the one asked for.
-            tracing::warn!(error = %e, "cannot set the hop limit; closing the connection");
-            continue;
-        }
-        let state = state.clone();
-        tokio::spawn(async move {
-            let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let (parts, _) = req.into_parts();
-                let reply = route(&parts, &state, routes);
-                async move { Ok::<_, Infallible>(reply.into_response()) }
-            });
-            // A client that never finishes its headers does not hold a task forever.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-    }
 }
 
 fn route(req: &Parts, s: &State, routes: Routes) -> Reply {
@@ -292,18 +276,16 @@ fn route(req: &Parts, s: &State, routes: Routes) -> Reply {
         (&Method::GET, "/metrics") => {
             let now = OffsetDateTime::now_utc();
             let cur = s.current();
-            let body = s.metrics.render(
+            s.metrics.render(
                 cur.as_ref().map(|c| c.creds.seconds_left(now)),
                 cur.as_ref()
                     .map(|c| (c.cert_not_after - now).whole_seconds()),
-            );
-            Reply {
-                content_type: "text/plain; version=0.0.4",
-                ..Reply::text(StatusCode::OK, body)
-            }
+            )
         }
+        (_, "/healthz" | "/readyz" | "/metrics") => Reply::method_not_allowed("GET"),
         _ if routes == Routes::HealthOnly => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
         (&Method::GET, "/v1/credentials") => ecs::handle(req, s),
+        (_, "/v1/credentials") => Reply::method_not_allowed("GET"),
         _ if path.starts_with("/latest/") => imds::handle(req, s),
         _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -332,7 +314,7 @@ pub(crate) fn route_for_fuzzing(req: &Parts) -> (StatusCode, String) {
         s
     });
     let r = route(req, s, Routes::All);
-    (r.status, r.body)
+    (r.status, r.body_text())
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@
 //! - a pair caught mid-rotation (key and certificate that do not match, a half-written or
 //!   missing file) is read again every 250 ms for up to [`SETTLE`] before `obtain` fails;
 //! - [`FileSource::fingerprint`] digests what the files hold now (following symlinks), and
-//!   [`FileSource::sleep_unless_changed`] ends a wait as soon as they change (read every
-//!   [`WATCH_EVERY`]): the long-running commands watch the files when the certificate in use
-//!   expires before the credentials it minted, and after a failed refresh.
+//!   [`FileSource::changed`] resolves as soon as they change (read every [`WATCH_EVERY`]): the
+//!   refresh loop ([`super::refresh`]) watches the files when the certificate in use expires
+//!   before the credentials it minted, and after a failed refresh.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -117,16 +117,11 @@ impl FileSource {
         out
     }
 
-    /// Sleeps `wait`, or less: returns within [`WATCH_EVERY`] of the files no longer holding
-    /// what `before` digests.
-    pub(crate) async fn sleep_unless_changed(&self, wait: Duration, before: Fingerprint) {
-        let end = Instant::now() + wait;
+    /// Resolves within [`WATCH_EVERY`] of the files no longer holding what `before` digests
+    /// (never, while they still do).
+    pub(crate) async fn changed(&self, before: Fingerprint) {
         loop {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return;
-            }
-            tokio::time::sleep(left.min(WATCH_EVERY)).await;
+            tokio::time::sleep(WATCH_EVERY).await;
             if self.fingerprint() != before {
                 tracing::info!(certificate = %self.certificate.display(), "the certificate files changed: refreshing now");
                 return;
@@ -217,15 +212,17 @@ mod tests {
             std::fs::write(path, "2").unwrap();
         });
         let t = Instant::now();
-        f.sleep_unless_changed(Duration::from_secs(30), before)
-            .await;
+        tokio::time::timeout(Duration::from_secs(30), f.changed(before))
+            .await
+            .unwrap();
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
         writer.await.unwrap();
-        // Unchanged files: the whole wait.
-        let t = Instant::now();
-        f.sleep_unless_changed(Duration::from_millis(200), f.fingerprint())
-            .await;
-        assert!(t.elapsed() >= Duration::from_millis(200));
+        // Unchanged files: no end.
+        let unchanged = tokio::time::timeout(
+            2 * WATCH_EVERY + Duration::from_millis(200),
+            f.changed(f.fingerprint()),
+        );
+        assert!(unchanged.await.is_err());
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -9,10 +9,15 @@
 //! - [`vault`]: Vault login, a key generated in memory, a certificate from Vault PKI, and the
 //!   Vault token revoked when done.
 //!
-//! Each variant also names its part of the `credential-process` cache key ([`Source::key_parts`]).
-//! A new source is a new variant and a new file here.
+//! Each variant also names its part of the `credential-process` cache key ([`Source::key_parts`])
+//! and says when its inputs change ([`Source::mark`], [`Source::changed`]: files by a digest of
+//! what they hold; Vault never, it is asked again at the scheduled time). The long-running
+//! commands keep credentials fresh with the one loop beside the sources, [`refresh`].
+//! A new source is a new variant and a new file here; a source that is told of new material
+//! (a stream of rotations) answers [`Source::changed`] from it, and the loop refreshes at once.
 
 pub(crate) mod files;
+pub(crate) mod refresh;
 pub(crate) mod vault;
 
 use std::fmt;
@@ -30,6 +35,15 @@ use crate::vault::VaultError;
 pub(crate) enum Source {
     Files(files::FileSource),
     Vault(Box<vault::VaultSource>),
+}
+
+/// What a source's inputs were at one moment, to be told when they change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// The digest of the certificate files.
+    Files(files::Fingerprint),
+    /// A source whose inputs are not watched (Vault: a new certificate at every obtain).
+    Unwatched,
 }
 
 /// One round of the flow.
@@ -112,6 +126,23 @@ impl Source {
         match self {
             Source::Files(f) => Some(f),
             Source::Vault(_) => None,
+        }
+    }
+
+    /// Its inputs as they are now; take it before an `obtain`, so that a change during it still
+    /// counts.
+    pub(crate) fn mark(&self) -> Mark {
+        match self {
+            Source::Files(f) => Mark::Files(f.fingerprint()),
+            Source::Vault(_) => Mark::Unwatched,
+        }
+    }
+
+    /// Resolves once the inputs no longer match `since` (never for an unwatched source).
+    pub(crate) async fn changed(&self, since: Mark) {
+        match (self, since) {
+            (Source::Files(f), Mark::Files(before)) => f.changed(before).await,
+            _ => std::future::pending().await,
         }
     }
 

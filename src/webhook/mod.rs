@@ -1,16 +1,20 @@
 //! `webhook`: a mutating admission webhook that gives annotated pods AWS credentials, by
 //! injecting `iamra-bootstrap init` (or `serve` as a native sidecar) into them.
 //!
-//! - HTTPS on `--listen` ([`tls`]: rustls, the certificate re-read when its files change).
+//! - HTTPS on `--listen` ([`tls`]: rustls, the certificate re-read when its files change),
+//!   served by the shared skeleton ([`crate::server`]: handshake and headers within 10 s,
+//!   graceful shutdown); port 0 binds a port the kernel picks, and the log names it.
 //! - `POST /mutate` (the API server adds `?timeout=10s`): an `admission.k8s.io/v1`
 //!   `AdmissionReview` for a Pod ([`review`]) in; the same `uid`, `allowed`, and a base64 JSON
 //!   Patch ([`patch`]) when the pod's annotations ([`annotations`]) ask for credentials. A pod
 //!   without them is allowed unchanged; an invalid annotation is denied with a message naming
 //!   it (each value quoted and bounded: [`crate::limits::quote`]). A body that is not a review
-//!   is HTTP 400, one over [`MAX_WEBHOOK_BODY`] HTTP 413.
+//!   is HTTP 400, one over [`crate::limits::MAX_WEBHOOK_BODY`] HTTP 413 (one not sent within
+//!   10 s, 408).
 //! - `GET /healthz` (alive), `GET /readyz` (a certificate is loaded), `GET /metrics`
 //!   (Prometheus text: admissions by result, bad requests, certificate reloads and expiry).
-//! - SIGTERM or SIGINT: stop accepting, exit 0.
+//!   A known path with the wrong method is 405 with `Allow`.
+//! - SIGTERM or SIGINT: stop accepting, finish requests in flight, exit 0.
 //!
 //! The webhook calls no Kubernetes API and needs no RBAC.
 
@@ -20,7 +24,6 @@ pub(crate) mod pod;
 pub(crate) mod review;
 pub(crate) mod tls;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,40 +31,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use http::request::Parts;
+use http::{Method, StatusCode};
 use tokio_rustls::TlsAcceptor;
 
 use crate::arn::Arn;
-use crate::limits::{MAX_WEBHOOK_BODY, WEBHOOK_DRAIN_MAX, quote};
+use crate::limits::quote;
+use crate::server::metrics::Page;
+use crate::server::{self, Handler, Limits, Listener, Reply, ServerError};
 
-/// A client that has not finished its TLS handshake or its headers by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// The whole body must arrive within this.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Reads the body, keeping at most [`MAX_WEBHOOK_BODY`] bytes; `None` when it was larger
-/// (drained up to [`WEBHOOK_DRAIN_MAX`], then given up on).
-async fn read_body(mut body: Incoming) -> Result<Option<Bytes>, hyper::Error> {
-    let mut buf = Vec::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            total = total.saturating_add(data.len());
-            if total > WEBHOOK_DRAIN_MAX {
-                return Ok(None);
-            }
-            if total <= MAX_WEBHOOK_BODY {
-                buf.extend_from_slice(&data);
-            }
-        }
-    }
-    Ok((total <= MAX_WEBHOOK_BODY).then(|| Bytes::from(buf)))
-}
+/// What a connection and a request to the webhook may take. The API server caps objects near
+/// 3 MiB; a review of one is a little larger.
+const LIMITS: Limits = Limits {
+    header_timeout: Duration::from_secs(10),
+    max_body: crate::limits::MAX_WEBHOOK_BODY,
+    body_timeout: Duration::from_secs(10),
+};
 
 /// `init` (credentials file before the app starts) or `sidecar` (`serve`, refreshed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,31 +97,26 @@ pub(crate) struct Settings {
 pub(crate) enum WebhookError {
     /// The serving certificate or key cannot be used (exit 2).
     Tls(tls::TlsError),
-    /// `--listen` cannot be bound (exit 2).
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    /// The signal handlers could not be installed (exit 1).
-    Signal(std::io::Error),
+    /// `--listen` cannot be bound (exit 2), the signal handlers not installed (exit 1).
+    Server(ServerError),
 }
 
 impl std::fmt::Display for WebhookError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WebhookError::Tls(e) => e.fmt(f),
-            WebhookError::Bind { addr, source } => {
-                write!(
-                    f,
-                    "cannot listen on {addr}: {source}; pick another --listen"
-                )
-            }
-            WebhookError::Signal(e) => write!(f, "cannot install the SIGTERM handler: {e}"),
+            WebhookError::Server(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for WebhookError {}
+
+impl From<ServerError> for WebhookError {
+    fn from(e: ServerError) -> Self {
+        WebhookError::Server(e)
+    }
+}
 
 #[derive(Debug, Default)]
 struct Metrics {
@@ -157,152 +137,97 @@ pub(crate) async fn run(settings: Settings) -> Result<(), WebhookError> {
     let store =
         tls::Store::open(&settings.tls_cert, &settings.tls_key).map_err(WebhookError::Tls)?;
     let acceptor = TlsAcceptor::from(store.server_config().map_err(WebhookError::Tls)?);
-    let listener =
-        TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| WebhookError::Bind {
-                addr: settings.listen,
-                source,
-            })?;
     let shared = Arc::new(Shared {
         defaults: settings.defaults,
         tls: store.clone(),
         metrics: Metrics::default(),
     });
-    tracing::info!(listen = %settings.listen, image = %shared.defaults.image, "webhook serving");
+    let listener = Listener::bind(settings.listen, "--listen", shared.clone())
+        .await?
+        .with_tls(acceptor);
+    let shutdown = server::signals()?;
+    tracing::info!(listen = %listener.addr(), image = %shared.defaults.image, "webhook serving");
     let watcher = tokio::spawn(tls::watch(store));
-    let result = accept_loop(listener, acceptor, shared, settings.listen).await;
+    server::run(vec![listener], LIMITS, shutdown).await;
     watcher.abort();
-    result
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    shared: Arc<Shared>,
-    addr: SocketAddr,
-) -> Result<(), WebhookError> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(WebhookError::Signal)?;
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let shared = shared.clone();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
-                    let svc = service_fn(move |req| {
-                        let shared = shared.clone();
-                        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HANDSHAKE_TIMEOUT)
-                        .serve_connection(TokioIo::new(tls), svc)
-                        .await;
-                });
-            }
-            _ = term.recv() => break,
-            _ = tokio::signal::ctrl_c() => break,
-        }
-    }
-    tracing::info!(listen = %addr, "shutting down");
     Ok(())
 }
 
-fn respond(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", content_type)
-        .header("cache-control", "no-store")
-        .body(Full::new(body.into()))
-        .expect("static response parts")
-}
+impl Handler for Shared {
+    fn handle(&self, req: &Parts, body: Bytes) -> Reply {
+        match (&req.method, req.uri.path()) {
+            (&Method::GET, "/healthz") => Reply::text(StatusCode::OK, "ok\n"),
+            (&Method::GET, "/readyz") => Reply::text(StatusCode::OK, "ready\n"),
+            (&Method::GET, "/metrics") => self.metrics_page(),
+            (&Method::POST, "/mutate") => self.mutate(&body),
+            (_, "/mutate") => Reply::method_not_allowed("POST"),
+            (_, "/healthz" | "/readyz" | "/metrics") => Reply::method_not_allowed("GET"),
+            _ => Reply::text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
 
-fn bad_request(s: &Shared, status: StatusCode, msg: String) -> Response<Full<Bytes>> {
-    s.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
-    tracing::warn!(status = status.as_u16(), error = %msg, "bad admission request");
-    respond(status, "text/plain", format!("{msg}\n"))
-}
-
-async fn handle(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => respond(StatusCode::OK, "text/plain", "ok\n"),
-        (&Method::GET, "/readyz") => respond(StatusCode::OK, "text/plain", "ready\n"),
-        (&Method::GET, "/metrics") => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            render_metrics(s),
-        ),
-        (&Method::POST, "/mutate") => mutate(req, s).await,
-        (_, "/mutate" | "/healthz" | "/readyz" | "/metrics") => respond(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "method not allowed\n",
-        ),
-        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    /// A body over the limit, too slow or broken (the skeleton answered and logged it).
+    fn refused(&self, _status: StatusCode) {
+        self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-async fn mutate(req: Request<Incoming>, s: &Shared) -> Response<Full<Bytes>> {
-    let too_large = || format!("request body over {MAX_WEBHOOK_BODY} bytes");
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > WEBHOOK_DRAIN_MAX as u64) {
-        return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large());
+impl Shared {
+    fn mutate(&self, body: &[u8]) -> Reply {
+        let out = match admit(body, &self.defaults) {
+            Ok(o) => o,
+            Err(e) => {
+                self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(status = 400, error = %e.0, "bad admission request");
+                return Reply::text(StatusCode::BAD_REQUEST, format!("{}\n", e.0));
+            }
+        };
+        let counter = match out.result {
+            Outcome::Patched => &self.metrics.patched,
+            Outcome::Unchanged => &self.metrics.unchanged,
+            Outcome::Denied => &self.metrics.denied,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        Reply::json(StatusCode::OK, out.body)
     }
-    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(req.into_body())).await {
-        Ok(Ok(Some(b))) => b,
-        Ok(Ok(None)) => return bad_request(s, StatusCode::PAYLOAD_TOO_LARGE, too_large()),
-        Ok(Err(e)) => {
-            return bad_request(
-                s,
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
-            );
-        }
-        Err(_) => {
-            return bad_request(
-                s,
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the body did not arrive within {}s", BODY_TIMEOUT.as_secs()),
-            );
-        }
-    };
-    let out = match admit(&body, &s.defaults) {
-        Ok(o) => o,
-        Err(e) => return bad_request(s, StatusCode::BAD_REQUEST, e.0),
-    };
-    let counter = match out.result {
-        Outcome::Patched => &s.metrics.patched,
-        Outcome::Unchanged => &s.metrics.unchanged,
-        Outcome::Denied => &s.metrics.denied,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
-    respond(StatusCode::OK, "application/json", out.body)
+
+    fn metrics_page(&self) -> Reply {
+        let (m, tls) = (&self.metrics, &self.tls);
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut page = Page::default();
+        page.counter_by(
+            "iamra_webhook_admissions_total",
+            "Admission reviews answered, by result.",
+            "result",
+            &[
+                ("patched", n(&m.patched)),
+                ("unchanged", n(&m.unchanged)),
+                ("denied", n(&m.denied)),
+            ],
+        )
+        .counter(
+            "iamra_webhook_bad_requests_total",
+            "Requests answered 400, 408 or 413.",
+            n(&m.bad_requests),
+        )
+        .counter(
+            "iamra_webhook_certificate_reloads_total",
+            "Serving certificate reloads after a file change.",
+            n(&tls.reloads),
+        )
+        .counter(
+            "iamra_webhook_certificate_reload_failures_total",
+            "Changed serving certificate files that did not load.",
+            n(&tls.reload_failures),
+        )
+        .gauge(
+            "iamra_webhook_certificate_expiry_seconds",
+            "Seconds until the serving certificate expires.",
+            Some(tls.not_after.load(Ordering::Relaxed) - now),
+        );
+        page.reply()
+    }
 }
 
 /// What happened to one review.
@@ -374,57 +299,6 @@ pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::
         body: review::allow(&a.uid, Some(&json), &m.warnings),
         result: Outcome::Patched,
     })
-}
-
-fn render_metrics(s: &Shared) -> String {
-    use std::fmt::Write;
-    let m = &s.metrics;
-    let mut out = String::with_capacity(1024);
-    out.push_str("# HELP iamra_webhook_admissions_total Admission reviews answered, by result.\n# TYPE iamra_webhook_admissions_total counter\n");
-    for (result, c) in [
-        ("patched", &m.patched),
-        ("unchanged", &m.unchanged),
-        ("denied", &m.denied),
-    ] {
-        let _ = writeln!(
-            out,
-            "iamra_webhook_admissions_total{{result=\"{result}\"}} {}",
-            c.load(Ordering::Relaxed)
-        );
-    }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    for (name, kind, help, v) in [
-        (
-            "iamra_webhook_bad_requests_total",
-            "counter",
-            "Requests answered 400 or 413.",
-            m.bad_requests.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "iamra_webhook_certificate_reloads_total",
-            "counter",
-            "Serving certificate reloads after a file change.",
-            s.tls.reloads.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "iamra_webhook_certificate_reload_failures_total",
-            "counter",
-            "Changed serving certificate files that did not load.",
-            s.tls.reload_failures.load(Ordering::Relaxed) as i64,
-        ),
-        (
-            "iamra_webhook_certificate_expiry_seconds",
-            "gauge",
-            "Seconds until the serving certificate expires.",
-            s.tls.not_after.load(Ordering::Relaxed) - now,
-        ),
-    ] {
-        let _ = write!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
-        );
-    }
-    out
 }
 
 #[cfg(test)]
