@@ -18,11 +18,12 @@
 //!   `[A-Za-z0-9]` (IAM's `accessKeyIdType`), secret access key 16–256 and session token
 //!   16–[`MAX_SESSION_TOKEN_LEN`] of the base64 alphabet `[A-Za-z0-9+/=]`, an expiration in the
 //!   future and no later than the requested duration (plus [`CLOCK_SKEW_SECONDS`]) from now.
-//! - **the echo door**: every value that goes back to a person or a log (an error line, a
-//!   webhook denial or warning, a log field) goes through [`quote`] (a value from a flag, a file,
-//!   the environment or a pod: escaped, at most [`MAX_QUOTED_CHARS`] characters) or, for a
-//!   server's own error text, [`remote_text`] (one line, at most [`MAX_REMOTE_TEXT_CHARS`]); both
-//!   are the one function [`echo`].
+//! - **the echo door**: every value that goes back to a person or a log goes through the one
+//!   function [`echo`], in one of three forms: [`quote`] in an error line, a webhook denial or
+//!   warning (a value from a flag, a file, the environment, a pod or a server: `"…"`, escaped, at
+//!   most [`MAX_QUOTED_CHARS`] characters); [`field`] as a log field (the same bound, one line,
+//!   no quotes added, so `--log-format json` carries the value itself); [`remote_text`] for a
+//!   server's own error text (one line, at most [`MAX_REMOTE_TEXT_CHARS`]).
 
 use std::fmt;
 
@@ -109,7 +110,7 @@ pub(crate) const MAX_QUOTED_CHARS: usize = 96;
 /// parser's message about a request) carried into an error line.
 pub(crate) const MAX_REMOTE_TEXT_CHARS: usize = 512;
 
-/// The echo door (its two uses are [`quote`] and [`remote_text`]): `value` rendered for a
+/// The echo door (its three forms are [`quote`], [`field`] and [`remote_text`]): `value` rendered for a
 /// person or a log, at most `max` rendered characters, the rest replaced by a count of the
 /// value's characters. `quoted`: inside `"…"`, each character escaped as `{:?}` would (a
 /// newline as `\n`, so nothing can start a new line or fake a field); else control characters
@@ -150,6 +151,12 @@ pub(crate) fn echo(value: &str, max: usize, quoted: bool) -> String {
 /// [`MAX_QUOTED_CHARS`] characters of the escaped form, the rest replaced by a count.
 pub(crate) fn quote(value: &str) -> String {
     echo(value, MAX_QUOTED_CHARS, true)
+}
+
+/// `value` as a log field: at most [`MAX_QUOTED_CHARS`] characters, control characters as
+/// spaces (the text log stays one line per event; the JSON log escapes the rest itself).
+pub(crate) fn field(value: &str) -> String {
+    echo(value, MAX_QUOTED_CHARS, false)
 }
 
 /// A server's error text for an error line: control characters (CR, LF, tabs, ...) become
@@ -370,6 +377,9 @@ mod tests {
     fn a_megabyte_is_echoed_in_a_line() {
         let mb = "x".repeat(1 << 20);
         assert!(quote(&mb).len() < 130);
+        assert!(field(&mb).len() < 130 && field(&mb).starts_with("xxx"));
+        assert_eq!(field("batch"), "batch");
+        assert_eq!(field("a\nb\rc"), "a b c");
         assert!(remote_text(&mb).len() < 560);
         assert!(echo(&mb, 10, false).ends_with("… (1048576 characters)"));
     }

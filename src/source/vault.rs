@@ -67,7 +67,7 @@ impl VaultSource {
         tracing::info!(
             step = "login",
             duration_ms = ms_since(t),
-            token_type = %login.token_type,
+            token_type = %crate::limits::field(&login.token_type),
             "logged in to Vault"
         );
         let to_revoke = (login.revocable && !self.keep_token).then_some(&login.token);
@@ -151,7 +151,7 @@ impl VaultSource {
             step = "sign",
             duration_ms = ms_since(t),
             mode = ?self.mode,
-            common_name = %cn,
+            common_name = %crate::limits::field(&cn),
             serial = %identity.serial_decimal,
             not_after = %timefmt::format(identity.not_after, Style::Human),
             chain = identity.chain_der.len(),

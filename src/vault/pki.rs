@@ -55,7 +55,10 @@ pub(crate) async fn sign_or_issue(
         ),
     };
     let path = format!("{}/{verb}/{}", pki.mount, pki.role);
-    let op = format!("PKI {verb} ({path}, common name {cn})");
+    let op = format!(
+        "PKI {verb} ({path}, common name {})",
+        crate::limits::quote(cn)
+    );
     let hint = format!(
         "usual causes: the Vault policy lacks update on {path}, or the token belongs to another role"
     );

@@ -36,7 +36,7 @@ use http::{Method, StatusCode};
 use tokio_rustls::TlsAcceptor;
 
 use crate::arn::Arn;
-use crate::limits::quote;
+use crate::limits::field;
 use crate::server::metrics::Page;
 use crate::server::{self, Handler, Limits, Listener, Reply, ServerError};
 
@@ -260,8 +260,8 @@ pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::
         });
     };
     let deny = |msg: String| {
-        // `msg` quotes what it echoes; the review's own names are quoted here.
-        tracing::info!(namespace = %quote(&a.namespace), pod = %quote(&a.name), reason = %msg, "denied");
+        // `msg` quotes what it echoes; the review's own names go through the door here.
+        tracing::info!(namespace = %field(&a.namespace), pod = %field(&a.name), reason = %msg, "denied");
         Answer {
             body: review::deny(&a.uid, &msg),
             result: Outcome::Denied,
@@ -294,7 +294,7 @@ pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::
         });
     }
     let json = serde_json::to_vec(&m.patch).expect("a patch serializes");
-    tracing::info!(namespace = %quote(&a.namespace), pod = %quote(&a.name), mode = ?request.mode, role = %quote(&request.target.role.raw), operations = m.patch.0.len(), "injected");
+    tracing::info!(namespace = %field(&a.namespace), pod = %field(&a.name), mode = ?request.mode, role = %field(&request.target.role.raw), operations = m.patch.0.len(), "injected");
     Ok(Answer {
         body: review::allow(&a.uid, Some(&json), &m.warnings),
         result: Outcome::Patched,

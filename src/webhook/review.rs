@@ -62,10 +62,10 @@ impl std::fmt::Display for Malformed {
 pub(crate) struct Admission {
     /// Echoed in the response.
     pub(crate) uid: String,
-    /// The request's namespace (for logs, through [`quote`]).
+    /// The request's namespace (for logs, through [`crate::limits::field`]).
     pub(crate) namespace: String,
     /// The pod's name, or `generateName` + `*` when it has none yet (for logs, through
-    /// [`quote`]).
+    /// [`crate::limits::field`]).
     pub(crate) name: String,
     /// The pod, for a CREATE of a core/v1 Pod; `None` for anything else (allowed unchanged).
     pub(crate) pod: Option<Pod>,
