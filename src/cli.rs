@@ -148,6 +148,9 @@ pub struct SignStringArgs {
     /// Say what is signed on stderr
     #[arg(long, env = "IAMRA_DEBUG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub debug: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub deadline: TimeoutArgs,
 }
 
 /// `read-certificate-data`. (The shared `--certificate`, with the help this use of it needs.)
@@ -160,6 +163,9 @@ pub struct ReadCertificateDataArgs {
     /// Accepted for aws_signing_helper compatibility (nothing else is logged)
     #[arg(long, env = "IAMRA_DEBUG", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub debug: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub deadline: TimeoutArgs,
 }
 
 /// Flags shared with `aws_signing_helper` for the session itself.
@@ -309,11 +315,12 @@ pub struct VaultArgs {
     pub keep_vault_token: bool,
 }
 
-/// The deadline of a whole run, shared by every command that makes network calls. (Shown in
-/// the Vault help section, where it has always been listed.)
+/// The deadline of a whole run, shared by every command: it bounds file reads, key derivation
+/// and network retries. (Shown in the Vault help section of the network commands, where it has
+/// always been listed.)
 #[derive(Args, Debug, Clone)]
 pub struct TimeoutArgs {
-    /// Overall deadline for retries (Vault and Roles Anywhere), e.g. 2m, 90s
+    /// Deadline of the whole run: file reads, key derivation, retries (Vault and Roles Anywhere), e.g. 2m, 90s
     #[arg(
         long,
         env = "IAMRA_TIMEOUT",

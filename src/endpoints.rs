@@ -196,13 +196,22 @@ pub(crate) struct EndpointSettings {
     configured: HashMap<&'static str, Configured>,
 }
 
+/// How long reading `~/.aws/config` may take (capped at [`crate::limits::MAX_INI_FILE`];
+/// a FIFO with no writer gives up here, before the run's own deadline is set).
+const CONFIG_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl EndpointSettings {
-    /// Reads the environment and the shared config file.
+    /// Reads the environment and the shared config file (through [`crate::bounded`]).
     pub(crate) fn from_env(env: Var<'_>) -> Result<Self, EndpointError> {
         let (path, profile_name) = config_location(env);
         let profile = match path {
-            Some(path) => match std::fs::read_to_string(&path) {
-                Ok(text) => SharedConfig::parse(&text).profile(&profile_name, &path),
+            Some(path) => match crate::bounded::read_file(
+                &path,
+                crate::limits::MAX_INI_FILE,
+                std::time::Instant::now() + CONFIG_READ_WAIT,
+            ) {
+                Ok(bytes) => SharedConfig::parse(&String::from_utf8_lossy(&bytes))
+                    .profile(&profile_name, &path),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Profile::default(),
                 Err(e) => {
                     return Err(EndpointError(format!(

@@ -23,7 +23,8 @@ pub fn private_key(data: &[u8]) {
     {
         let _ = k.describe();
         assert!(!k.public_key_bits().is_empty());
-        assert!(!k.sign(b"fuzz").is_empty());
+        assert!(!k.sign(b"fuzz").expect("a key that loads signs").is_empty());
+        assert!(!k.helper_test_message().is_empty());
     }
 }
 
@@ -34,7 +35,13 @@ pub fn pkcs12(data: &[u8]) {
     for pw in [Some(&password), None] {
         if let Ok(p) = crate::keys::pkcs12::load(data, pw) {
             assert!(!p.leaf.is_empty());
-            assert!(!p.key.sign(b"fuzz").is_empty());
+            assert!(
+                !p.key
+                    .sign(b"fuzz")
+                    .expect("a key that loads signs")
+                    .is_empty()
+            );
+            assert!(p.key.matches_certificate(&p.leaf));
         }
     }
 }

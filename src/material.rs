@@ -45,8 +45,11 @@ pub(crate) enum MaterialError {
     Key { origin: String, source: KeyError },
     /// The leaf fails a Roles Anywhere rule.
     Rejected {
-        /// The leaf's subject.
+        /// The leaf's subject (may be empty).
         subject: String,
+        /// Where the leaf is (`the first certificate in cert.pem`), when known: names it when
+        /// its subject is empty.
+        at: Option<String>,
         /// The rule and what to do.
         reason: String,
     },
@@ -66,14 +69,81 @@ impl fmt::Display for MaterialError {
                 write!(f, "bad certificate in {origin}: {reason}")
             }
             MaterialError::Key { origin, source } => write!(f, "{origin}: {source}"),
-            MaterialError::Rejected { subject, reason } => {
-                write!(f, "certificate {subject:?} {reason}")
-            }
+            MaterialError::Rejected {
+                subject,
+                at,
+                reason,
+            } => match (subject.is_empty(), at) {
+                (false, _) => write!(f, "certificate {subject:?} {reason}"),
+                (true, Some(at)) => write!(f, "{at} (its subject is empty) {reason}"),
+                (true, None) => write!(f, "the certificate with an empty subject {reason}"),
+            },
         }
     }
 }
 
 impl std::error::Error for MaterialError {}
+
+impl MaterialError {
+    /// Says where the leaf is (`the first certificate in cert.pem`), for a refusal that has
+    /// no subject to name it by.
+    pub(crate) fn at(self, place: impl FnOnce() -> String) -> MaterialError {
+        match self {
+            MaterialError::Rejected {
+                subject,
+                at: None,
+                reason,
+            } => MaterialError::Rejected {
+                subject,
+                at: Some(place()),
+                reason,
+            },
+            other => other,
+        }
+    }
+}
+
+/// `first`, `second`, ... for certificate positions in a file (1-based).
+pub(crate) fn ordinal(n: usize) -> String {
+    match n {
+        1 => "first".into(),
+        2 => "second".into(),
+        3 => "third".into(),
+        n => format!("{n}th"),
+    }
+}
+
+/// A parser's error (x509-parser's `nom` errors, `der`'s) in words: what the file looks like,
+/// not the parser's names for it. Unknown errors pass through.
+pub(crate) fn der_words(error: &str) -> String {
+    let e = error;
+    if e.contains("Incomplete")
+        || e.contains("Eof")
+        || e.contains("end of file")
+        || e.contains("truncated")
+        || e.contains("Length") && e.contains("exceeds")
+    {
+        "it ends before its contents do: a truncated or cut file".into()
+    } else if e.contains("UnexpectedTag")
+        || e.contains("unexpected ASN.1 DER tag")
+        || e.contains("Tag")
+    {
+        "its contents are not laid out as expected here: another kind of file, or a damaged one"
+            .into()
+    } else if e.contains("TrailingData") || e.contains("trailing data") {
+        "it has bytes after its end: a damaged file or two files joined".into()
+    } else if e.contains("InvalidLength") || e.contains("length") || e.contains("Length") {
+        "a length inside it is wrong: a damaged file".into()
+    } else if e.contains("NomError")
+        || e.contains("Parsing Error")
+        || e.contains("DER")
+        || e.contains("ASN.1")
+    {
+        "it is not valid DER (a damaged file, or not this kind of file)".into()
+    } else {
+        error.to_string()
+    }
+}
 
 /// A checked leaf, its chain and its key: everything the signer needs.
 #[derive(Debug)]
@@ -120,11 +190,12 @@ impl Identity {
         let (_, cert) =
             X509Certificate::from_der(&leaf_der).map_err(|e| MaterialError::BadCertificate {
                 origin: "the leaf".into(),
-                reason: e.to_string(),
+                reason: der_words(&e.to_string()),
             })?;
         let subject = cert.subject().to_string();
         let reject = |reason: String| MaterialError::Rejected {
             subject: subject.clone(),
+            at: None,
             reason,
         };
         check_public_key(&cert).map_err(&reject)?;
@@ -217,38 +288,16 @@ fn weak_signature(oid: &str) -> Option<&'static str> {
     })
 }
 
-/// RSA, EC on P-256/P-384, or ML-DSA-44/65/87.
+/// RSA, EC on P-256/P-384, or ML-DSA-44/65/87 (see [`crate::keys::oids::check_supported`]).
 fn check_public_key(cert: &X509Certificate<'_>) -> Result<(), String> {
     let alg = &cert.public_key().algorithm;
-    match alg.algorithm.to_id_string().as_str() {
-        "1.2.840.113549.1.1.1" => Ok(()),
-        "1.2.840.10045.2.1" => {
-            let curve = alg
-                .parameters
-                .as_ref()
-                .and_then(|p| p.as_oid().ok())
-                .map(|o| o.to_id_string())
-                .unwrap_or_default();
-            match curve.as_str() {
-                "1.2.840.10045.3.1.7" | "1.3.132.0.34" => Ok(()),
-                "1.3.132.0.35" => {
-                    Err("has an unsupported key type: EC P-521; use RSA or EC P-256/P-384".into())
-                }
-                other => Err(format!(
-                    "has an unsupported key type: EC curve {other}; use RSA or EC P-256/P-384"
-                )),
-            }
-        }
-        crate::keys::mldsa::OID_MLDSA44
-        | crate::keys::mldsa::OID_MLDSA65
-        | crate::keys::mldsa::OID_MLDSA87 => Ok(()),
-        "1.3.101.112" => {
-            Err("has an unsupported key type: Ed25519; use RSA, EC P-256/P-384 or ML-DSA".into())
-        }
-        other => Err(format!(
-            "has an unsupported key type ({other}); use RSA, EC P-256/P-384 or ML-DSA"
-        )),
-    }
+    let curve = alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    crate::keys::oids::check_supported(&alg.algorithm.to_id_string(), curve.as_deref())
+        .map_err(|e| format!("has an unsupported key type: {e}"))
 }
 
 /// A root: self-issued (subject = issuer) and, when it names keys, signed by its own key
@@ -295,18 +344,38 @@ pub(crate) fn parse_certificates(
         CertificateDer::pem_slice_iter(bytes)
             .map(|c| c.map(|c| c.as_ref().to_vec()))
             .collect::<Result<_, _>>()
-            .map_err(|e| bad(format!("unreadable PEM: {e}")))?
+            .map_err(|e| bad(format!("unreadable PEM ({})", der_words(&e.to_string()))))?
     } else {
         vec![bytes.to_vec()]
     };
     if certs.is_empty() {
         return Err(bad("no CERTIFICATE block found".into()));
     }
-    for der in &certs {
-        X509Certificate::from_der(der)
-            .map_err(|e| bad(format!("not an X.509 certificate ({e})")))?;
+    for (i, der) in certs.iter().enumerate() {
+        X509Certificate::from_der(der).map_err(|e| {
+            bad(format!(
+                "the {} certificate is not a readable X.509 certificate: {}",
+                ordinal(i + 1),
+                der_words(&e.to_string())
+            ))
+        })?;
     }
     Ok(certs)
+}
+
+/// Reads one input file: capped at `cap` bytes and given up at `deadline` (a FIFO with no
+/// writer, `/dev/zero`: see [`crate::bounded`]); `what` names it in the error.
+pub(crate) fn read_input(
+    what: &'static str,
+    path: &std::path::Path,
+    cap: u64,
+    deadline: std::time::Instant,
+) -> Result<Vec<u8>, MaterialError> {
+    crate::bounded::read_file(path, cap, deadline).map_err(|e| MaterialError::Read {
+        what,
+        path: path.to_path_buf(),
+        source: e.into_io(),
+    })
 }
 
 mod files;

@@ -6,9 +6,10 @@
 //! `ML-DSA-44|65|87`; empty for other keys), `certificateData` (the first certificate's DER,
 //! standard base64), `serialNumber` (decimal), `supportedAlgorithms` (`<keyType>SHA256`,
 //! `<keyType>SHA384`, `<keyType>SHA512`; for ML-DSA just the variant). PEM (first certificate)
-//! or DER.
+//! or DER. The file is read through [`crate::bounded`] (capped, given up at `--timeout`).
 
 use std::io::Write;
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -18,6 +19,8 @@ use x509_parser::prelude::FromDer;
 use crate::cli::ReadCertificateDataArgs;
 use crate::config::ConfigError;
 use crate::error::Error;
+use crate::keys::oids;
+use crate::limits::MAX_CERTIFICATE_FILE;
 use crate::material::{self, MaterialError};
 
 /// The helper's `CertificateData`, field order as it prints them.
@@ -42,17 +45,17 @@ pub(crate) fn describe(der: &[u8], origin: &str) -> Result<CertificateData, Mate
     let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
         MaterialError::BadCertificate {
             origin: origin.to_string(),
-            reason: e.to_string(),
+            reason: material::der_words(&e.to_string()),
         }
     })?;
     let oid = cert.public_key().algorithm.algorithm.to_id_string();
     let (key_type, algorithms) = match oid.as_str() {
-        "1.2.840.113549.1.1.1" => ("RSA".to_string(), None),
-        "1.2.840.10045.2.1" => ("EC".to_string(), None),
-        "2.16.840.1.101.3.4.3.17" => ("ML-DSA-44".to_string(), Some(vec!["ML-DSA-44".into()])),
-        "2.16.840.1.101.3.4.3.18" => ("ML-DSA-65".to_string(), Some(vec!["ML-DSA-65".into()])),
-        "2.16.840.1.101.3.4.3.19" => ("ML-DSA-87".to_string(), Some(vec!["ML-DSA-87".into()])),
-        _ => (String::new(), None),
+        oids::RSA => ("RSA".to_string(), None),
+        oids::EC => ("EC".to_string(), None),
+        other => match oids::mldsa_name(other) {
+            Some(level) => (level.to_string(), Some(vec![level.to_string()])),
+            None => (String::new(), None),
+        },
     };
     let supported_algorithms = algorithms.unwrap_or_else(|| {
         ["SHA256", "SHA384", "SHA512"]
@@ -74,11 +77,8 @@ pub(crate) fn run(args: ReadCertificateDataArgs) -> Result<(), Error> {
         args.cert.certificate.as_ref().ok_or_else(|| {
             ConfigError("missing --certificate: the certificate file to read".into())
         })?;
-    let bytes = std::fs::read(path).map_err(|source| MaterialError::Read {
-        what: "certificate",
-        path: path.clone(),
-        source,
-    })?;
+    let deadline = Instant::now() + crate::config::timeout(&args.deadline)?;
+    let bytes = material::read_input("certificate", path, MAX_CERTIFICATE_FILE, deadline)?;
     let origin = path.display().to_string();
     let leaf = material::parse_certificates(&bytes, &origin)?.remove(0);
     let data = describe(&leaf, &origin)?;

@@ -89,24 +89,34 @@ pub(crate) fn decrypt_pkcs8(
 }
 
 /// The most PBKDF2 iterations decrypted (OpenSSL writes 2,048, OWASP asks 600,000 for SHA-256):
-/// a file asking for billions would burn the CPU for hours before `--timeout` could end it.
+/// a file asking for billions would burn the CPU for hours on the abandoned loader thread
+/// after `--timeout` ended the run ([`super::within`]).
 pub(crate) const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-/// The most memory scrypt may take (128 · r · N bytes; OpenSSL's `-scrypt` takes 16 MiB): a
-/// file asking for more would abort the process on allocation.
-pub(crate) const MAX_SCRYPT_MEMORY: u64 = 64 * 1024 * 1024;
+/// The most memory scrypt may take (128 · r · N bytes; OpenSSL's `-scrypt` takes 16 MiB): the
+/// whole run stays within 64 MB of memory with a key at this cap (64 MiB took 69 MB).
+pub(crate) const MAX_SCRYPT_MEMORY: u64 = 32 * 1024 * 1024;
 /// The most scrypt lanes (p) computed one after the other.
 pub(crate) const MAX_SCRYPT_PARALLELISM: u16 = 16;
 
 /// Refuses key-derivation parameters above [`MAX_PBKDF2_ITERATIONS`], [`MAX_SCRYPT_MEMORY`] or
 /// [`MAX_SCRYPT_PARALLELISM`], before any work is done.
 fn check_kdf_cost(scheme: &pkcs5::EncryptionScheme) -> Result<(), KeyError> {
-    let pkcs5::EncryptionScheme::Pbes2(params) = scheme else {
-        return Ok(());
-    };
+    match scheme {
+        pkcs5::EncryptionScheme::Pbes2(params) => check_pbes2_cost(params, MAX_PBKDF2_ITERATIONS),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses PBES2 parameters whose PBKDF2 asks more than `max_iterations`, or whose scrypt asks
+/// more than [`MAX_SCRYPT_MEMORY`] or [`MAX_SCRYPT_PARALLELISM`].
+pub(crate) fn check_pbes2_cost(
+    params: &pkcs5::pbes2::Parameters,
+    max_iterations: u32,
+) -> Result<(), KeyError> {
     match &params.kdf {
-        pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => {
-            Err(KeyError::UnsupportedEncryption(format!(
-                "PBKDF2 with {} iterations (at most {MAX_PBKDF2_ITERATIONS} are computed)",
+        pkcs5::pbes2::Kdf::Pbkdf2(p) if p.iteration_count > max_iterations => {
+            Err(KeyError::TooCostly(format!(
+                "PBKDF2 with {} iterations (at most {max_iterations} are computed)",
                 p.iteration_count
             )))
         }
@@ -115,7 +125,7 @@ fn check_kdf_cost(scheme: &pkcs5::EncryptionScheme) -> Result<(), KeyError> {
                 .saturating_mul(u64::from(p.block_size))
                 .saturating_mul(p.cost_parameter);
             if memory > MAX_SCRYPT_MEMORY || p.parallelization > MAX_SCRYPT_PARALLELISM {
-                Err(KeyError::UnsupportedEncryption(format!(
+                Err(KeyError::TooCostly(format!(
                     "scrypt with N={} r={} p={} ({} MiB; at most {} MiB and p={MAX_SCRYPT_PARALLELISM} are computed)",
                     p.cost_parameter,
                     p.block_size,

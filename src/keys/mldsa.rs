@@ -22,17 +22,12 @@ use pkcs8::der::{
     Decode, Reader, SliceReader, Tag, TagNumber, Tagged, asn1::AnyRef, asn1::OctetStringRef,
 };
 
-use super::KeyError;
+use super::{Digest, KeyError, KeyKind, Signer};
 
 /// The `Authorization` algorithm name for every ML-DSA level.
 pub(crate) const ALG_MLDSA: &str = "AWS4-X509-MLDSA";
 
-/// OIDs of ML-DSA-44, -65 and -87 (NIST CSOR `sigAlgs`).
-pub(crate) const OID_MLDSA44: &str = "2.16.840.1.101.3.4.3.17";
-/// ML-DSA-65.
-pub(crate) const OID_MLDSA65: &str = "2.16.840.1.101.3.4.3.18";
-/// ML-DSA-87.
-pub(crate) const OID_MLDSA87: &str = "2.16.840.1.101.3.4.3.19";
+use super::oids::{MLDSA44 as OID_MLDSA44, MLDSA65 as OID_MLDSA65, MLDSA87 as OID_MLDSA87};
 
 /// An ML-DSA key, expanded once at load time (signing then costs no key expansion).
 pub(crate) enum MlDsaKey {
@@ -192,6 +187,39 @@ fn load<P: MlDsaParams>(
     }
 }
 
+impl Signer for MlDsaKey {
+    fn kind(&self) -> KeyKind {
+        match self {
+            MlDsaKey::L44(_) => KeyKind::MlDsa44,
+            MlDsaKey::L65(_) => KeyKind::MlDsa65,
+            MlDsaKey::L87(_) => KeyKind::MlDsa87,
+        }
+    }
+
+    /// The encoded public key, as in a certificate's `subjectPublicKey`.
+    fn public_key_bits(&self) -> Vec<u8> {
+        match self {
+            MlDsaKey::L44(k) => k.verifying_key().encode().to_vec(),
+            MlDsaKey::L65(k) => k.verifying_key().encode().to_vec(),
+            MlDsaKey::L87(k) => k.verifying_key().encode().to_vec(),
+        }
+    }
+
+    /// Pure ML-DSA, deterministic, empty context, over `message` itself (no digest).
+    fn sign(&self, message: &[u8], _digest: Digest) -> Result<Vec<u8>, KeyError> {
+        fn go<P: MlDsaParams>(k: &ExpandedSigningKey<P>, m: &[u8]) -> Result<Vec<u8>, KeyError> {
+            k.sign_deterministic(m, &[])
+                .map(|s| s.encode().to_vec())
+                .map_err(|_| KeyError::Signing("ML-DSA signing failed".into()))
+        }
+        match self {
+            MlDsaKey::L44(k) => go(k, message),
+            MlDsaKey::L65(k) => go(k, message),
+            MlDsaKey::L87(k) => go(k, message),
+        }
+    }
+}
+
 impl MlDsaKey {
     /// Loads the `privateKey` OCTET STRING contents of a PKCS#8 with algorithm `oid`; `None`
     /// when the OID is not ML-DSA.
@@ -208,35 +236,12 @@ impl MlDsaKey {
     }
 
     /// `ML-DSA-44`, `ML-DSA-65` or `ML-DSA-87`.
+    #[cfg(test)]
     pub(crate) fn describe(&self) -> &'static str {
         match self {
             MlDsaKey::L44(_) => L44.name,
             MlDsaKey::L65(_) => L65.name,
             MlDsaKey::L87(_) => L87.name,
-        }
-    }
-
-    /// The encoded public key, as in a certificate's `subjectPublicKey`.
-    pub(crate) fn public_key_bits(&self) -> Vec<u8> {
-        match self {
-            MlDsaKey::L44(k) => k.verifying_key().encode().to_vec(),
-            MlDsaKey::L65(k) => k.verifying_key().encode().to_vec(),
-            MlDsaKey::L87(k) => k.verifying_key().encode().to_vec(),
-        }
-    }
-
-    /// Pure ML-DSA, deterministic, empty context, over `message` itself.
-    pub(crate) fn sign(&self, message: &[u8]) -> Vec<u8> {
-        fn go<P: MlDsaParams>(k: &ExpandedSigningKey<P>, m: &[u8]) -> Vec<u8> {
-            k.sign_deterministic(m, &[])
-                .expect("an empty context is within the 255-byte limit")
-                .encode()
-                .to_vec()
-        }
-        match self {
-            MlDsaKey::L44(k) => go(k, message),
-            MlDsaKey::L65(k) => go(k, message),
-            MlDsaKey::L87(k) => go(k, message),
         }
     }
 
@@ -291,9 +296,9 @@ pub(crate) mod tests {
                 .unwrap()
                 .unwrap_or_else(|e| panic!("{name} form {i}: {e}"));
             assert_eq!(k.describe(), name);
-            let sig = k.sign(msg);
+            let sig = k.sign(msg, Digest::Sha256).unwrap();
             assert_eq!(sig.len(), sig_len);
-            assert_eq!(sig, k.sign(msg), "deterministic");
+            assert_eq!(sig, k.sign(msg, Digest::Sha512).unwrap(), "deterministic");
             assert!(k.verify(msg, &sig));
             assert!(!k.verify(b"other", &sig));
             let mut flipped = sig.clone();

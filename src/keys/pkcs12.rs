@@ -17,6 +17,8 @@ pub(crate) struct Pkcs12Contents {
     pub(crate) key: SigningKey,
     /// The certificate of that key (DER).
     pub(crate) leaf: Vec<u8>,
+    /// Where the leaf is among the file's certificates (0-based), for messages.
+    pub(crate) leaf_position: usize,
     /// The other certificates (DER), in file order.
     pub(crate) others: Vec<Vec<u8>>,
 }
@@ -36,9 +38,116 @@ pub(crate) fn looks_like_pkcs12(bytes: &[u8]) -> bool {
     bytes.get(header..header + 3) == Some(&[0x02, 0x01, 0x03])
 }
 
+/// The most iterations a PKCS#12 MAC or password-based encryption may ask for: p12-keystore's
+/// own cap, checked here first so that the message says what is too much.
+pub(crate) const MAX_PKCS12_ITERATIONS: u32 = 1_000_000;
+
+const OID_DATA: &str = "1.2.840.113549.1.7.1";
+const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";
+const OID_SHROUDED_KEY_BAG: &str = "1.2.840.113549.1.12.10.1.2";
+const OID_PBES2: &str = "1.2.840.113549.1.5.13";
+/// `pkcs-12PbeIds` (PKCS#12 PBE, RFC 7292 appendix C): their parameters are salt + iterations.
+const PKCS12_PBE_PREFIX: &str = "1.2.840.113549.1.12.1.";
+
+/// Refuses a file whose MAC, encrypted contents or shrouded keys ask for more key-derivation
+/// work than the caps ([`MAX_PKCS12_ITERATIONS`], scrypt's in [`super::encrypted`]), before
+/// any is done. What does not parse is left to p12-keystore, which names it. (Keys inside an
+/// encrypted content are seen only after its decryption; p12-keystore caps their PBKDF2 at the
+/// same 1,000,000 iterations.)
+fn check_costs(bytes: &[u8]) -> Result<(), KeyError> {
+    use ::pkcs12::cms::content_info::ContentInfo;
+    use ::pkcs12::cms::encrypted_data::EncryptedData;
+    use ::pkcs12::pbe_params::EncryptedPrivateKeyInfo;
+    use pkcs8::der::asn1::{ContextSpecific, OctetString};
+    use pkcs8::der::{Decode, Encode};
+
+    let Ok(pfx) = ::pkcs12::Pfx::from_der(bytes) else {
+        return Ok(());
+    };
+    if let Some(mac) = &pfx.mac_data
+        && i64::from(mac.iterations) > i64::from(MAX_PKCS12_ITERATIONS)
+    {
+        return Err(KeyError::TooCostly(format!(
+            "a MAC with {} iterations (at most {MAX_PKCS12_ITERATIONS} are computed)",
+            mac.iterations
+        )));
+    }
+    let octets = |ci: &ContentInfo| {
+        ci.content
+            .to_der()
+            .ok()
+            .and_then(|d| OctetString::from_der(&d).ok())
+    };
+    if pfx.auth_safe.content_type.to_string() != OID_DATA {
+        return Ok(());
+    }
+    let Some(safes) =
+        octets(&pfx.auth_safe).and_then(|o| Vec::<ContentInfo>::from_der(o.as_bytes()).ok())
+    else {
+        return Ok(());
+    };
+    for ci in &safes {
+        match ci.content_type.to_string().as_str() {
+            OID_ENCRYPTED_DATA => {
+                if let Some(ed) = ci
+                    .content
+                    .to_der()
+                    .ok()
+                    .and_then(|d| EncryptedData::from_der(&d).ok())
+                {
+                    check_algorithm(&ed.enc_content_info.content_enc_alg)?;
+                }
+            }
+            OID_DATA => {
+                let Some(bags) =
+                    octets(ci).and_then(|o| Vec::<::pkcs12::SafeBag>::from_der(o.as_bytes()).ok())
+                else {
+                    continue;
+                };
+                for bag in bags
+                    .iter()
+                    .filter(|b| b.bag_id.to_string() == OID_SHROUDED_KEY_BAG)
+                {
+                    if let Ok(k) =
+                        ContextSpecific::<EncryptedPrivateKeyInfo>::from_der(&bag.bag_value)
+                    {
+                        check_algorithm(&k.value.encryption_algorithm)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The cost check of one PBES2 or PKCS#12 PBE algorithm identifier.
+fn check_algorithm(alg: &pkcs8::spki::AlgorithmIdentifierOwned) -> Result<(), KeyError> {
+    use pkcs8::der::{Decode, Encode};
+    let oid = alg.oid.to_string();
+    let Some(params) = alg.parameters.as_ref().and_then(|p| p.to_der().ok()) else {
+        return Ok(());
+    };
+    if oid == OID_PBES2 {
+        if let Ok(p) = pkcs8::pkcs5::pbes2::Parameters::from_der(&params) {
+            super::encrypted::check_pbes2_cost(&p, MAX_PKCS12_ITERATIONS)?;
+        }
+    } else if oid.starts_with(PKCS12_PBE_PREFIX)
+        && let Ok(p) = ::pkcs12::pbe_params::Pkcs12PbeParams::from_der(&params)
+        && i64::from(p.iterations) > i64::from(MAX_PKCS12_ITERATIONS)
+    {
+        return Err(KeyError::TooCostly(format!(
+            "PKCS#12 PBE with {} iterations (at most {MAX_PKCS12_ITERATIONS} are computed)",
+            p.iterations
+        )));
+    }
+    Ok(())
+}
+
 /// Decrypts a PKCS#12 file with `password` (empty when `None`) and tells the leaf from the rest.
 pub(crate) fn load(bytes: &[u8], password: Option<&Secret>) -> Result<Pkcs12Contents, KeyError> {
     use p12_keystore::error::Error as P12;
+    check_costs(bytes)?;
     let pw = password.map(Secret::expose).unwrap_or("");
     let archive = p12_keystore::Pkcs12Archive::from_pkcs12(bytes, pw).map_err(|e| match e {
         P12::MacError(_) | P12::UnpadError => {
@@ -51,7 +160,13 @@ pub(crate) fn load(bytes: &[u8], password: Option<&Secret>) -> Result<Pkcs12Cont
         P12::UnsupportedEncryptionScheme | P12::UnsupportedMacAlgorithm => {
             KeyError::UnsupportedEncryption(format!("PKCS#12 {e}"))
         }
-        other => KeyError::Malformed(format!("PKCS#12: {other}")),
+        P12::InvalidParameters => KeyError::Malformed(format!(
+            "its encryption parameters are missing, or ask for more than is computed (over {MAX_PKCS12_ITERATIONS} iterations)"
+        )),
+        other => KeyError::Malformed(format!(
+            "not a readable PKCS#12 file ({})",
+            crate::material::der_words(&other.to_string())
+        )),
     })?;
     let [bag] = archive.keys.as_slice() else {
         return Err(KeyError::Malformed(format!(
@@ -60,32 +175,40 @@ pub(crate) fn load(bytes: &[u8], password: Option<&Secret>) -> Result<Pkcs12Cont
         )));
     };
     let key = SigningKey::from_pkcs8(bag.key.as_der())?;
-    let public = key.public_key_bits();
     let mut leaf = None;
     let mut others = Vec::new();
-    for c in &archive.certs {
+    for (i, c) in archive.certs.iter().enumerate() {
         let der = c.cert.as_der().to_vec();
-        if leaf.is_none() && spki_bits(&der).as_deref() == Some(public.as_slice()) {
-            leaf = Some(der);
+        if leaf.is_none() && key.matches_certificate(&der) {
+            leaf = Some((i, der));
         } else {
             others.push(der);
         }
     }
-    let leaf = leaf.ok_or_else(|| {
+    let (leaf_position, leaf) = leaf.ok_or_else(|| {
         KeyError::Malformed(format!(
             "PKCS#12 file has no certificate for its private key ({}), among {} certificates",
             key.describe(),
             archive.certs.len()
         ))
     })?;
-    Ok(Pkcs12Contents { key, leaf, others })
+    Ok(Pkcs12Contents {
+        key,
+        leaf,
+        leaf_position,
+        others,
+    })
 }
 
-/// The `subjectPublicKey` bits of a certificate.
-fn spki_bits(der: &[u8]) -> Option<Vec<u8>> {
-    use x509_parser::prelude::*;
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    Some(cert.public_key().subject_public_key.data.to_vec())
+/// [`load`], given up at `deadline` (its key derivations run on a thread: [`super::within`]).
+pub(crate) fn load_before(
+    bytes: &[u8],
+    password: Option<&Secret>,
+    deadline: std::time::Instant,
+) -> Result<Pkcs12Contents, KeyError> {
+    let bytes = bytes.to_vec();
+    let password = password.cloned();
+    super::within(deadline, move || load(&bytes, password.as_ref()))
 }
 
 #[cfg(test)]

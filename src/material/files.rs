@@ -18,8 +18,8 @@ use std::time::Instant;
 use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
-use super::{Identity, MaterialError, parse_certificates};
-use crate::keys::{KeyError, SigningKey, pkcs12};
+use super::{Identity, MaterialError, parse_certificates, read_input as read};
+use crate::keys::{self, KeyError, SigningKey, pkcs12};
 use crate::limits::{MAX_CERTIFICATE_FILE, MAX_PRIVATE_KEY_FILE};
 use crate::secret::Secret;
 
@@ -32,22 +32,8 @@ const KEY_LABELS: [&str; 5] = [
     "-----BEGIN TSS2 PRIVATE KEY-----",
 ];
 
-/// Reads one input file: capped at `cap` bytes and given up at `deadline` (a FIFO with no
-/// writer, `/dev/zero`: see [`crate::bounded`]).
-fn read(
-    what: &'static str,
-    path: &Path,
-    cap: u64,
-    deadline: Instant,
-) -> Result<Vec<u8>, MaterialError> {
-    crate::bounded::read_file(path, cap, deadline).map_err(|e| MaterialError::Read {
-        what,
-        path: path.to_path_buf(),
-        source: e.into_io(),
-    })
-}
-
-/// A `pkcs11:` or `handle:` reference instead of a file: refused with advice.
+/// A `pkcs11:` or `handle:` reference instead of a file: refused with advice (the reference
+/// is named with its PIN redacted: [`crate::keys::redact_reference`]).
 fn key_store_reference(path: &Path) -> Option<KeyError> {
     let s = path.to_str()?;
     if s.starts_with("pkcs11:") {
@@ -78,15 +64,12 @@ pub(crate) fn load_files(
     now: OffsetDateTime,
     deadline: Instant,
 ) -> Result<Identity, MaterialError> {
-    let cert_origin = format!("certificate {}", certificate.display());
+    let shown = |p: &Path| crate::keys::redact_reference(&p.display().to_string());
     if let Some(e) = key_store_reference(certificate) {
-        return Err(key_error(cert_origin)(e));
+        return Err(key_error(format!("certificate {}", shown(certificate)))(e));
     }
     if let Some(e) = private_key.and_then(key_store_reference) {
-        let origin = format!(
-            "private key {}",
-            private_key.unwrap_or(certificate).display()
-        );
+        let origin = format!("private key {}", shown(private_key.unwrap_or(certificate)));
         return Err(key_error(origin)(e));
     }
     let cert_bytes = read("certificate", certificate, MAX_CERTIFICATE_FILE, deadline)?;
@@ -105,53 +88,72 @@ pub(crate) fn load_files(
                     reason: "a PKCS#12 file carries its own chain: drop --intermediates".into(),
                 });
             }
-            let p12 = pkcs12::load(&cert_bytes, password)
+            let p12 = pkcs12::load_before(&cert_bytes, password, deadline)
                 .map_err(key_error(format!("PKCS#12 file {}", certificate.display())))?;
+            let position = p12.leaf_position;
             let chain = issuer_order(&p12.leaf, p12.others);
-            return Identity::new(p12.leaf, chain, p12.key, now);
+            return Identity::new(p12.leaf, chain, p12.key, now).map_err(|e| {
+                e.at(|| {
+                    format!(
+                        "the {} certificate in the PKCS#12 file {}",
+                        super::ordinal(position + 1),
+                        certificate.display()
+                    )
+                })
+            });
         }
         if KEY_LABELS
             .iter()
             .any(|l| cert_bytes.windows(l.len()).any(|w| w == l.as_bytes()))
         {
-            let key = SigningKey::load(&cert_bytes, password).map_err(key_error(format!(
-                "private key in {}",
-                certificate.display()
-            )))?;
+            let key = keys::load_before(&cert_bytes, password, deadline).map_err(key_error(
+                format!("private key in {}", certificate.display()),
+            ))?;
             let certs = parse_certificates(&cert_bytes, &certificate.display().to_string())?;
-            let (leaf, mut others) = split_leaf(certs, &key);
+            let (position, leaf, mut others) = split_leaf(certs, &key);
             others.extend(extra);
             let chain = issuer_order(&leaf, others);
-            return Identity::new(leaf, chain, key, now);
+            return Identity::new(leaf, chain, key, now).map_err(|e| {
+                e.at(|| {
+                    format!(
+                        "the {} certificate in {}",
+                        super::ordinal(position + 1),
+                        certificate.display()
+                    )
+                })
+            });
         }
         return Err(MaterialError::BadCertificate {
             origin: certificate.display().to_string(),
             reason: "missing --private-key: this file holds no private key (pass --private-key, a PKCS#12 file, or one PEM file with the key and the certificate)".into(),
         });
     };
+    if pkcs12::looks_like_pkcs12(&cert_bytes) {
+        return Err(MaterialError::BadCertificate {
+            origin: certificate.display().to_string(),
+            reason: "it is a PKCS#12 file, which holds the private key and the chain itself: drop --private-key (and pass its password with --pkcs8-password-file if it has one)".into(),
+        });
+    }
     let origin = certificate.display().to_string();
     let mut certs = parse_certificates(&cert_bytes, &origin)?;
     let leaf = certs.remove(0);
     certs.extend(extra);
     let key_bytes = read("private key", private_key, MAX_PRIVATE_KEY_FILE, deadline)?;
-    let key = SigningKey::load(&key_bytes, password)
+    let key = keys::load_before(&key_bytes, password, deadline)
         .map_err(key_error(format!("private key {}", private_key.display())))?;
     Identity::new(leaf, certs, key, now)
+        .map_err(|e| e.at(|| format!("the first certificate in {}", certificate.display())))
 }
 
-/// The certificate of `key` (the first when none matches: the key check then names the
-/// mismatch), and the others in file order.
-fn split_leaf(mut certs: Vec<Vec<u8>>, key: &SigningKey) -> (Vec<u8>, Vec<Vec<u8>>) {
-    let public = key.public_key_bits();
+/// The position and the certificate of `key` (the first when none matches: the key check then
+/// names the mismatch), and the others in file order.
+fn split_leaf(mut certs: Vec<Vec<u8>>, key: &SigningKey) -> (usize, Vec<u8>, Vec<Vec<u8>>) {
     let index = certs
         .iter()
-        .position(|der| {
-            X509Certificate::from_der(der)
-                .is_ok_and(|(_, c)| c.public_key().subject_public_key.data.as_ref() == public)
-        })
+        .position(|der| key.matches_certificate(der))
         .unwrap_or(0);
     let leaf = certs.remove(index);
-    (leaf, certs)
+    (index, leaf, certs)
 }
 
 /// The certificates of a container in chain order: the leaf's issuer first, then its issuer,

@@ -49,6 +49,8 @@ pub(crate) enum SessionError {
     Tls { url: String, why: String },
     /// A 2xx that is not a usable CreateSession response.
     BadResponse(String),
+    /// The key could not sign the request (a key store failed): why.
+    Signing(String),
 }
 
 impl fmt::Display for SessionError {
@@ -77,6 +79,9 @@ impl fmt::Display for SessionError {
             ),
             SessionError::BadResponse(why) => {
                 write!(f, "unexpected CreateSession response: {why}")
+            }
+            SessionError::Signing(why) => {
+                write!(f, "cannot sign CreateSession: {why}")
             }
         }
     }
@@ -152,13 +157,16 @@ impl SessionClient {
         };
         let attempt = || async {
             // Signed afresh each attempt: X-Amz-Date must be current.
-            let req = sign_create_session(
+            let req = match sign_create_session(
                 &self.endpoint,
                 &self.target,
                 &self.params,
                 identity,
                 OffsetDateTime::now_utc(),
-            );
+            ) {
+                Ok(req) => req,
+                Err(e) => return Outcome::Fatal(SessionError::Signing(e.to_string())),
+            };
             if self.debug {
                 tracing::debug!(
                     canonical_request = ?req.canonical_request,

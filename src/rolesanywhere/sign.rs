@@ -99,7 +99,7 @@ pub(crate) fn sign_create_session(
     params: &SessionParams,
     identity: &Identity,
     now: OffsetDateTime,
-) -> SignedRequest {
+) -> Result<SignedRequest, crate::keys::KeyError> {
     let body = serde_json::to_vec(&Body {
         duration_seconds: params.duration_seconds,
         role_session_name: params.role_session_name.as_deref(),
@@ -127,7 +127,7 @@ pub(crate) fn sign_create_session(
     let scope = canonical::scope(&amz_date, &target.region);
     let string_to_sign =
         canonical::string_to_sign(algorithm, &amz_date, &scope, &canonical_request);
-    let signature = identity.key.sign(string_to_sign.as_bytes());
+    let signature = identity.key.sign(string_to_sign.as_bytes())?;
     let authorization = canonical::authorization(
         algorithm,
         &identity.serial_decimal,
@@ -145,13 +145,13 @@ pub(crate) fn sign_create_session(
         headers.push(("x-amz-x509-chain", c.clone()));
     }
     headers.push(("authorization", authorization));
-    SignedRequest {
+    Ok(SignedRequest {
         url: format!("{}?{query}", endpoint.sessions_url()),
         headers,
         body,
         canonical_request,
         string_to_sign,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -165,7 +165,7 @@ mod tests {
     const KAT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kat");
 
     fn kat(name: &str) -> String {
-        std::fs::read_to_string(format!("{KAT_DIR}/{name}")).unwrap()
+        crate::bounded::test_read_string(format!("{KAT_DIR}/{name}"))
     }
 
     fn vectors() -> serde_json::Value {
@@ -202,7 +202,8 @@ mod tests {
             duration_seconds: 3600,
             role_session_name: None,
         };
-        let req = sign_create_session(&endpoint, &target(), &params, &identity(vec![]), now());
+        let req =
+            sign_create_session(&endpoint, &target(), &params, &identity(vec![]), now()).unwrap();
         assert_eq!(req.body, v["body"].as_str().unwrap().as_bytes());
         assert_eq!(
             req.canonical_request,
@@ -261,7 +262,7 @@ mod tests {
         let sts =
             canonical::string_to_sign(id.key.algorithm(), "20240102T030405Z", &scope, &canonical);
         assert_eq!(sts, kat("B-body-arns-chain.string-to-sign.txt"));
-        let sig = id.key.sign(sts.as_bytes());
+        let sig = id.key.sign(sts.as_bytes()).unwrap();
         assert_eq!(hex::encode(&sig), v["signature"].as_str().unwrap());
         let auth = canonical::authorization(
             id.key.algorithm(),
@@ -279,13 +280,14 @@ mod tests {
     #[test]
     fn mldsa_vectors_byte_for_byte() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/kat-mldsa");
-        let vectors: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(format!("{dir}/vectors.json")).unwrap())
-                .unwrap();
+        let vectors: serde_json::Value = serde_json::from_str(&crate::bounded::test_read_string(
+            format!("{dir}/vectors.json"),
+        ))
+        .unwrap();
         let when = time::macros::datetime!(2026-03-01 00:00:00 UTC);
         for level in ["44", "65", "87"] {
             let v = &vectors[format!("mldsa{level}")];
-            let read = |f: &str| std::fs::read(format!("{dir}/mldsa{level}.{f}")).unwrap();
+            let read = |f: &str| crate::bounded::test_read(format!("{dir}/mldsa{level}.{f}"));
             let leaf = parse_certificates(&read("cert.pem"), "cert")
                 .unwrap()
                 .remove(0);
@@ -297,7 +299,7 @@ mod tests {
                 duration_seconds: 3600,
                 role_session_name: None,
             };
-            let req = sign_create_session(&endpoint, &target(), &params, &id, when);
+            let req = sign_create_session(&endpoint, &target(), &params, &id, when).unwrap();
             assert_eq!(req.body, v["body"].as_str().unwrap().as_bytes());
             assert_eq!(
                 req.canonical_request,
@@ -333,7 +335,8 @@ mod tests {
             duration_seconds: 900,
             role_session_name: Some("me".into()),
         };
-        let req = sign_create_session(&endpoint, &target(), &params, &identity(vec![]), now());
+        let req =
+            sign_create_session(&endpoint, &target(), &params, &identity(vec![]), now()).unwrap();
         assert_eq!(
             req.body,
             br#"{"durationSeconds":900,"roleSessionName":"me"}"#

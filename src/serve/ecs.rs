@@ -178,7 +178,7 @@ mod tests {
         std::fs::write(&path, "short\n").unwrap();
         let third = load_or_create_token(&path).unwrap();
         assert_ne!(third, first);
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), third);
+        assert_eq!(crate::bounded::test_read_string(&path), third);
         assert_ne!(new_token(), new_token());
         std::fs::remove_dir_all(dir).unwrap();
     }

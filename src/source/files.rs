@@ -7,8 +7,10 @@
 //!
 //! Rotation (cert-manager, csi-driver-spiffe and SPIRE rewrite the files in place or swap a
 //! symlink to a new folder):
-//! - a pair caught mid-rotation (key and certificate that do not match, a half-written or
-//!   missing file) is read again every 250 ms for up to [`SETTLE`] before `obtain` fails;
+//! - a pair caught mid-rotation (key and certificate that do not match, a half-written file)
+//!   is read again every 250 ms for up to [`SETTLE`] before `obtain` fails; a path that does
+//!   not exist fails at once (rotations swap files, they do not leave them missing, and the
+//!   long-running commands try again at their next refresh);
 //! - [`FileSource::fingerprint`] digests what the files hold now (following symlinks), and
 //!   [`FileSource::changed`] resolves as soon as they change (read every [`WATCH_EVERY`]): the
 //!   refresh loop ([`super::refresh`]) watches the files when the certificate in use expires
@@ -80,6 +82,7 @@ impl FileSource {
         loop {
             match self.load(deadline) {
                 Ok(id) => return Ok(id),
+                Err(e) if !could_be_mid_rotation(&e) => return Err(e),
                 Err(e) if Instant::now() + SETTLE_EVERY < give_up => {
                     tracing::debug!(error = %e, "certificate files not usable yet, reading them again");
                     tokio::time::sleep(SETTLE_EVERY).await;
@@ -144,6 +147,29 @@ impl FileSource {
         let session = client.create_session(&identity, deadline).await?;
         log_session(&session, t);
         Ok(Obtained::new(session, identity.not_after))
+    }
+}
+
+/// Whether reading the files again could cure `e`: not for a path that does not exist, nor
+/// for a key refused for what it is (its type, size or encryption), which no rotation
+/// half-done explains.
+fn could_be_mid_rotation(e: &MaterialError) -> bool {
+    use crate::keys::KeyError as K;
+    match e {
+        MaterialError::Read { source, .. } => source.kind() != std::io::ErrorKind::NotFound,
+        MaterialError::Key { source, .. } => !matches!(
+            source,
+            K::Encrypted
+                | K::Pkcs12NeedsPassword
+                | K::UnsupportedEncryption(_)
+                | K::TooCostly(_)
+                | K::LegacyEncryptedPem
+                | K::KeyStore(_)
+                | K::RsaSize(_)
+                | K::Unsupported(_)
+                | K::TimedOut { .. }
+        ),
+        MaterialError::BadCertificate { .. } | MaterialError::Rejected { .. } => true,
     }
 }
 
@@ -223,6 +249,26 @@ mod tests {
             f.changed(f.fingerprint()),
         );
         assert!(unchanged.await.is_err());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_missing_file_fails_at_once() {
+        let d = tmp("missing");
+        let f = FileSource {
+            certificate: d.join("nope.pem"),
+            private_key: Some(d.join("nope.key")),
+            intermediates: None,
+            password: None,
+            loaded: Default::default(),
+        };
+        let t = Instant::now();
+        let e = f
+            .load_settled(Instant::now() + Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < SETTLE_EVERY, "{:?}", t.elapsed());
+        assert!(e.to_string().contains("nope.pem"), "{e}");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

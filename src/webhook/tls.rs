@@ -65,15 +65,22 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Loads and checks a certificate chain and its key (PEM).
+/// How long one read of the pair may take (a FIFO with no writer gives up here).
+const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Loads and checks a certificate chain and its key (PEM), each file read through
+/// [`crate::bounded`].
 fn load(cert: &Path, key: &Path) -> Result<(CertifiedKey, i64), TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+    let deadline = std::time::Instant::now() + READ_WAIT;
+    let cert_pem = crate::bounded::read_file(cert, crate::limits::MAX_CERTIFICATE_FILE, deadline)
         .map_err(|e| {
-            TlsError(format!(
-                "cannot read --tls-cert {}: {e}; pass the PEM certificate (tls.crt)",
-                cert.display()
-            ))
-        })?
+        TlsError(format!(
+            "cannot read --tls-cert {}: {e}; pass the PEM certificate (tls.crt)",
+            cert.display()
+        ))
+    })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .map(|c| c.map(|c| c.into_owned()))
         .collect::<Result<_, _>>()
         .map_err(|e| TlsError(format!("--tls-cert {}: bad PEM: {e}", cert.display())))?;
     if certs.is_empty() {
@@ -82,7 +89,17 @@ fn load(cert: &Path, key: &Path) -> Result<(CertifiedKey, i64), TlsError> {
             cert.display()
         )));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+    let key_pem = zeroize::Zeroizing::new(
+        crate::bounded::read_file(key, crate::limits::MAX_PRIVATE_KEY_FILE, deadline).map_err(
+            |e| {
+                TlsError(format!(
+                    "cannot read --tls-key {}: {e}; pass the PEM private key (tls.key)",
+                    key.display()
+                ))
+            },
+        )?,
+    );
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
         TlsError(format!(
             "cannot read --tls-key {}: {e}; pass the PEM private key (tls.key)",
             key.display()
