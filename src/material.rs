@@ -113,35 +113,50 @@ pub(crate) fn ordinal(n: usize) -> String {
     }
 }
 
-/// A parser's error (x509-parser's `nom` errors, `der`'s) in words: what the file looks like,
-/// not the parser's names for it. Unknown errors pass through.
+/// A parser's error (x509-parser's `nom` errors, `der`'s, a PEM reader's) in words: what is
+/// wrong with the file, not the parser's names for it (`NomError(Eof)`, `UnexpectedTag`).
+/// An error it does not know passes through.
 pub(crate) fn der_words(error: &str) -> String {
-    let e = error;
-    if e.contains("Incomplete")
-        || e.contains("Eof")
-        || e.contains("end of file")
-        || e.contains("truncated")
-        || e.contains("Length") && e.contains("exceeds")
-    {
-        "it ends before its contents do: a truncated or cut file".into()
-    } else if e.contains("UnexpectedTag")
-        || e.contains("unexpected ASN.1 DER tag")
-        || e.contains("Tag")
-    {
-        "its contents are not laid out as expected here: another kind of file, or a damaged one"
-            .into()
-    } else if e.contains("TrailingData") || e.contains("trailing data") {
-        "it has bytes after its end: a damaged file or two files joined".into()
-    } else if e.contains("InvalidLength") || e.contains("length") || e.contains("Length") {
-        "a length inside it is wrong: a damaged file".into()
-    } else if e.contains("NomError")
-        || e.contains("Parsing Error")
-        || e.contains("DER")
-        || e.contains("ASN.1")
-    {
-        "it is not valid DER (a damaged file, or not this kind of file)".into()
+    let has = |s: &str| error.contains(s);
+    let words = if has("Parsing requires") || has("incomplete") || has("Incomplete") {
+        "it ends before its contents do: a truncated or cut file"
+    } else if has("section end marker") {
+        "a PEM block has no END line: a truncated or cut file"
+    } else if has("Eof") {
+        "it ends where its contents should go on: a truncated file, or not this kind of file"
+    } else if has("UnexpectedTag") || has("unexpected ASN.1 DER tag") || has("InvalidTag") {
+        "it holds something else where this kind of data begins: another kind of file, or a damaged one"
+    } else if has("TrailingData") || has("trailing data") {
+        "it has bytes after its end: a damaged file, or two files joined"
+    } else if has("malformed ASN.1 DER value") || has("InvalidLength") || has("length") {
+        "a value or length inside it is malformed: a damaged file"
+    } else if has("Parsing Error") || has("NomError") || has("Der(") || has("ASN.1") {
+        "it is not valid DER: a damaged file, or another kind of file"
     } else {
-        error.to_string()
+        return error.to_string();
+    };
+    words.to_string()
+}
+
+#[cfg(test)]
+mod words_tests {
+    #[test]
+    fn parser_jargon_becomes_words() {
+        for raw in [
+            "Parsing Error: NomError(Eof)",
+            "Parsing requires 1 bytes/chars",
+            "Parsing Error: Der(UnexpectedTag { expected: Some(Tag(16)), actual: Tag(2) })",
+            "PKCS#8 ASN.1 error: unexpected ASN.1 DER tag: expected SEQUENCE, got OCTET STRING",
+            "ASN.1 DER message is incomplete: expected 4, actual 3 at DER byte 3",
+            "missing section end marker: [67, 69]",
+            "malformed ASN.1 DER value for INTEGER",
+        ] {
+            let w = super::der_words(raw);
+            for jargon in ["Nom", "Eof", "Tag", "DER byte", "[67", "Parsing"] {
+                assert!(!w.contains(jargon), "{raw} -> {w}");
+            }
+        }
+        assert_eq!(super::der_words("no such file"), "no such file");
     }
 }
 

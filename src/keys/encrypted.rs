@@ -65,7 +65,10 @@ pub(crate) fn decrypt_pkcs8(
         pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid }) => {
             KeyError::UnsupportedEncryption(format!("PBES2 with algorithm {oid}"))
         }
-        other => KeyError::Malformed(format!("encrypted PKCS#8: {other}")),
+        other => KeyError::Malformed(format!(
+            "encrypted PKCS#8: {}",
+            crate::material::der_words(&other.to_string())
+        )),
     })?;
     check_kdf_cost(&info.encryption_algorithm)?;
     match info.decrypt(password.expose().as_bytes()) {
@@ -84,7 +87,10 @@ pub(crate) fn decrypt_pkcs8(
         Err(pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid })) => Err(
             KeyError::UnsupportedEncryption(format!("PBES2 with algorithm {oid}")),
         ),
-        Err(e) => Err(KeyError::Malformed(format!("encrypted PKCS#8: {e}"))),
+        Err(e) => Err(KeyError::Malformed(format!(
+            "encrypted PKCS#8: {}",
+            crate::material::der_words(&e.to_string())
+        ))),
     }
 }
 
@@ -143,7 +149,12 @@ pub(crate) fn check_pbes2_cost(
 
 /// The `encryptionAlgorithm` OID of an `EncryptedPrivateKeyInfo`.
 fn outer_algorithm(der: &[u8]) -> Result<String, KeyError> {
-    let bad = |e: pkcs8::der::Error| KeyError::Malformed(format!("encrypted PKCS#8: {e}"));
+    let bad = |e: pkcs8::der::Error| {
+        KeyError::Malformed(format!(
+            "encrypted PKCS#8: {}",
+            crate::material::der_words(&e.to_string())
+        ))
+    };
     let mut r = SliceReader::new(der).map_err(bad)?;
     r.sequence(|r| {
         let alg = AlgorithmIdentifierRef::decode(r)?;

@@ -180,8 +180,12 @@ pub(crate) fn pem_block(bytes: &[u8], label: &str) -> Result<Option<Vec<u8>>, Ke
         .position(|w| w == end.as_bytes())
         .ok_or_else(|| KeyError::Malformed(format!("{label} PEM block without its END line")))?;
     let block = &rest[..stop + end.len()];
-    let (_, der) = pkcs8::der::pem::decode_vec(block)
-        .map_err(|e| KeyError::Malformed(format!("{label} PEM block: {e}")))?;
+    let (_, der) = pkcs8::der::pem::decode_vec(block).map_err(|e| {
+        KeyError::Malformed(format!(
+            "{label} PEM block: {}",
+            crate::material::der_words(&e.to_string())
+        ))
+    })?;
     Ok(Some(der))
 }
 

@@ -116,7 +116,12 @@ enum Form<'a> {
 }
 
 fn parse_choice(private_key: &[u8]) -> Result<Form<'_>, KeyError> {
-    let bad = |why: String| KeyError::Malformed(format!("ML-DSA private key: {why}"));
+    let bad = |why: String| {
+        KeyError::Malformed(format!(
+            "ML-DSA private key: {}",
+            crate::material::der_words(&why)
+        ))
+    };
     let any = AnyRef::from_der(private_key).map_err(|e| bad(e.to_string()))?;
     match any.tag() {
         Tag::ContextSpecific {
