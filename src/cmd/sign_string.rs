@@ -45,7 +45,7 @@ pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
             source,
         }
     })?;
-    if let Some(cert) = &args.cert.certificateificate {
+    if let Some(cert) = &args.cert.certificate {
         let der = material::read_input("certificate", cert, MAX_CERTIFICATE_FILE, deadline)?;
         let leaf = material::parse_certificates(&der, &cert.display().to_string())?.remove(0);
         if !key.matches_certificate(&leaf) {
