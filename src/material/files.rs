@@ -8,7 +8,12 @@
 //!   helper, opens it; the chain is inside, so `--intermediates` is refused as the helper does),
 //!   or one PEM file holding the key and the certificates. In both, the leaf is the certificate
 //!   whose public key is the key's; every other certificate is an intermediate.
-//! - Key-store references (`pkcs11:` URIs, `handle:` TPM handles) are refused with advice.
+//! - Key-store references (`pkcs11:` URIs, `handle:` TPM handles) are refused with advice; a
+//!   URI is named with its `pin-value` redacted ([`crate::keys::redact_reference`]).
+//! - A PKCS#12 file given as `--certificate` with `--private-key` is named as PKCS#12, with
+//!   "drop --private-key"; a refused leaf without a subject is named by its file and position.
+//! - Every file is read through [`crate::bounded`] and every key loaded within the deadline
+//!   ([`crate::keys::load_before`], [`crate::keys::pkcs12::load_before`]).
 //!
 //! The password is a [`Secret`]: it is never in a message.
 
