@@ -12,7 +12,7 @@ bin=${IAMRA_BIN:-target/debug/iamra-bootstrap}
   echo "\`tests/test_cli_reference.py\` checks it matches the binary. Every option also reads the"
   echo "environment variable shown as \`[env: …]\`; the fallbacks in brackets (\`ANCHOR_ARN\`,"
   echo "\`VAULT_ADDR\`, …) are read when neither the flag nor the \`IAMRA_*\` variable is set."
-  for cmd in "" credential-process init serve webhook update sign-string read-certificate-data version; do
+  for cmd in "" credential-process init serve webhook update sign-string read-certificate-data x509-credential-process x509-credential-file x509-credential-file-oneshot version; do
     echo
     if [ -z "$cmd" ]; then echo "## iamra-bootstrap"; else echo "## iamra-bootstrap $cmd"; fi
     echo

@@ -43,6 +43,81 @@ pub enum Command {
     ReadCertificateData(ReadCertificateDataArgs),
     /// Print the version (as --version does).
     Version,
+    /// aws-spiffe-workload-helper's x509-credential-process: credential_process JSON from the SPIFFE Workload API's X.509-SVID
+    #[command(name = "x509-credential-process")]
+    X509CredentialProcess(SpiffeHelperArgs),
+    /// aws-spiffe-workload-helper's x509-credential-file: keep the default profile of a credentials file fresh from the X.509-SVID (new session at each rotation)
+    #[command(name = "x509-credential-file")]
+    X509CredentialFile(SpiffeHelperFileArgs),
+    /// aws-spiffe-workload-helper's x509-credential-file-oneshot: write the default profile once from the X.509-SVID, exit
+    #[command(name = "x509-credential-file-oneshot")]
+    X509CredentialFileOneshot(SpiffeHelperFileArgs),
+}
+
+/// `aws-spiffe-workload-helper`'s flags for its X.509 commands, unchanged (no environment
+/// variables but `SPIFFE_ENDPOINT_SOCKET`, as the helper).
+#[derive(Args, Debug)]
+pub struct SpiffeHelperArgs {
+    /// The ARN of the role to assume. Required.
+    #[arg(long, value_name = "ARN")]
+    pub role_arn: Option<String>,
+    /// Overrides AWS region to use when exchanging the SVID for AWS credentials. Optional.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The ARN of the Roles Anywhere profile to use. Required.
+    #[arg(long, value_name = "ARN")]
+    pub profile_arn: Option<String>,
+    /// The duration, in seconds, of the resulting session. Optional. Can range from 15 minutes (900) to 12 hours (43200).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600)]
+    pub session_duration: u32,
+    /// The ARN of the Roles Anywhere trust anchor to use. Required.
+    #[arg(long, value_name = "ARN")]
+    pub trust_anchor_arn: Option<String>,
+    /// The identifier for the role session. Optional.
+    #[arg(long, value_name = "NAME")]
+    pub role_session_name: Option<String>,
+    /// Overrides the address of the Workload API endpoint that will be use to fetch the X509 SVID. If unspecified, the value from the SPIFFE_ENDPOINT_SOCKET environment variable will be used.
+    #[arg(long, value_name = "URI")]
+    pub workload_api_addr: Option<String>,
+    /// Overrides the Roles Anywhere API endpoint URL. Optional.
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Enable debug logging
+    #[arg(long)]
+    pub debug: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub deadline: TimeoutArgs,
+}
+
+/// `x509-credential-file[-oneshot]`: the helper's flags plus where to write.
+#[derive(Args, Debug)]
+pub struct SpiffeHelperFileArgs {
+    /// The path to the AWS credentials file to write.
+    #[arg(long, value_name = "PATH")]
+    pub aws_credentials_path: PathBuf,
+    /// If set, failures loading the existing AWS credentials file will be ignored and the contents overwritten.
+    #[arg(long)]
+    pub force: bool,
+    /// If set, the AWS credentials file will be replaced if it exists. This will remove any profiles not written by this tool.
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub common: SpiffeHelperArgs,
+}
+
+/// What to do with an existing credentials file (`x509-credential-file`'s `--replace` and
+/// `--force`; the other commands always merge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExistingFile {
+    /// Keep its other profiles; an unreadable file is an error.
+    #[default]
+    Merge,
+    /// Keep its other profiles; start from an empty file when it cannot be read (`--force`).
+    MergeOrOverwrite,
+    /// Start from an empty file (`--replace`).
+    Replace,
 }
 
 /// `--certificate`: declared once, for every command that reads a certificate file.
@@ -80,6 +155,20 @@ pub struct CertificateFileArgs {
     /// Intermediate certificates, PEM bundle, nearest issuer first
     #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
     pub intermediates: Option<PathBuf>,
+}
+
+/// The SPIFFE Workload API as the source of the certificate (instead of files or Vault).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SpiffeArgs {
+    /// SPIFFE Workload API endpoint: unix:///path/to/socket, unix:/path or tcp://IP:PORT; X.509-SVIDs from it instead of files or Vault [fallback env: SPIFFE_ENDPOINT_SOCKET, used when neither --certificate nor --pki-role is given]
+    #[arg(long, env = "IAMRA_SPIFFE_ENDPOINT", value_name = "URI")]
+    pub spiffe_endpoint: Option<String>,
+    /// Use the SVID with this SPIFFE ID (spiffe://trust-domain/path) [default: the first the agent offers]
+    #[arg(long, env = "IAMRA_SPIFFE_ID", value_name = "ID")]
+    pub spiffe_id: Option<String>,
+    /// Use the SVID with this hint (the registration entry's hint)
+    #[arg(long, env = "IAMRA_SPIFFE_HINT", value_name = "HINT")]
+    pub spiffe_hint: Option<String>,
 }
 
 /// `update`.
@@ -375,6 +464,9 @@ pub struct CredentialProcessArgs {
     /// Cache folder [default: $XDG_CACHE_HOME/iamra-bootstrap]
     #[arg(long, env = "IAMRA_CACHE_DIR", value_name = "PATH")]
     pub cache_dir: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "SPIFFE (instead of files or Vault)")]
+    #[allow(missing_docs)]
+    pub spiffe: SpiffeArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub ra: RolesAnywhereArgs,
@@ -406,6 +498,9 @@ pub struct OutputArgs {
         default_value = "/dev/termination-log"
     )]
     pub termination_log: PathBuf,
+    /// Set by `x509-credential-file --replace/--force` only.
+    #[arg(skip)]
+    pub existing: ExistingFile,
 }
 
 /// What `init` and `serve` share: the Vault → Roles Anywhere flow, its output and its logs.
@@ -420,6 +515,9 @@ pub struct FlowArgs {
     #[command(flatten, next_help_heading = "Roles Anywhere")]
     #[allow(missing_docs)]
     pub ra: RolesAnywhereArgs,
+    #[command(flatten, next_help_heading = "SPIFFE (instead of files or Vault)")]
+    #[allow(missing_docs)]
+    pub spiffe: SpiffeArgs,
     #[command(flatten, next_help_heading = "Vault")]
     #[allow(missing_docs)]
     pub vault: VaultArgs,

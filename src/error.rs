@@ -2,8 +2,8 @@
 //!
 //! | exit | kind |
 //! |---|---|
-//! | 2 | usage or configuration: flags, ARNs, certificate and key files, a busy listen address |
-//! | 3 | Vault |
+//! | 2 | usage or configuration: flags, ARNs, certificate and key files, a busy listen address, no SVID matching `--spiffe-id`/`--spiffe-hint` |
+//! | 3 | the certificate authority: Vault, or the SPIFFE Workload API (agent absent, socket refused, workload still not attested, an unusable SVID) |
 //! | 4 | Roles Anywhere (and `--verify`'s STS call) |
 //! | 5 | output: the credentials, config or token file could not be written |
 //! | 1 | anything else |
@@ -42,6 +42,7 @@ impl Error {
             Error::Config(_) => 2,
             Error::Source(SourceError::Material(_) | SourceError::NoCommonName) => 2,
             Error::Source(SourceError::Vault(_)) => 3,
+            Error::Source(SourceError::Spiffe(e)) => e.exit_code(),
             Error::Source(SourceError::Session(_)) | Error::Verify(_) => 4,
             Error::Source(SourceError::Keygen(_)) => 1,
             Error::Output(_) => 5,

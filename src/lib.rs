@@ -37,6 +37,7 @@ mod secret;
 mod serve;
 mod server;
 mod source;
+mod spiffe;
 mod timefmt;
 mod vault;
 mod webhook;
@@ -107,6 +108,25 @@ fn run_command(cli: Cli) -> Result<(), Error> {
                 a.flow.log_level(),
             )?;
             rt.block_on(cmd::update::run(a, &env))
+        }
+        Command::X509CredentialProcess(a) => {
+            // As credential-process: stdout is the JSON, only --debug logs.
+            log(logging::Format::Text, if a.debug { "debug" } else { "off" })?;
+            rt.block_on(cmd::spiffe_helper::credential_process(a, &env))
+        }
+        Command::X509CredentialFile(a) => {
+            log(
+                logging::Format::Text,
+                if a.common.debug { "debug" } else { "info" },
+            )?;
+            rt.block_on(cmd::spiffe_helper::credential_file(a, false, &env))
+        }
+        Command::X509CredentialFileOneshot(a) => {
+            log(
+                logging::Format::Text,
+                if a.common.debug { "debug" } else { "info" },
+            )?;
+            rt.block_on(cmd::spiffe_helper::credential_file(a, true, &env))
         }
         Command::Version | Command::SignString(_) | Command::ReadCertificateData(_) => Ok(()),
     }

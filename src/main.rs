@@ -35,6 +35,9 @@ fn main() -> ExitCode {
         | Command::Webhook(_)
         | Command::SignString(_)
         | Command::ReadCertificateData(_)
+        | Command::X509CredentialProcess(_)
+        | Command::X509CredentialFile(_)
+        | Command::X509CredentialFileOneshot(_)
         | Command::Version => None,
     };
     match iamra_bootstrap::run(cli) {

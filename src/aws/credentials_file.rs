@@ -29,6 +29,19 @@ pub(crate) struct Output {
     pub(crate) profile: String,
     /// Also record the region for the profile here.
     pub(crate) config_file: Option<PathBuf>,
+    /// What happens to the credentials file already there.
+    pub(crate) existing: Existing,
+}
+
+/// What happens to the credentials file already there: merged into (the default), or
+/// replaced whole (`x509-credential-file --replace`), or replaced when it cannot be read
+/// (`--force`), as `aws-spiffe-workload-helper` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Existing {
+    #[default]
+    Merge,
+    MergeOrOverwrite,
+    Replace,
 }
 
 /// A file that could not be written.
@@ -78,8 +91,14 @@ pub(crate) fn write_output(
     };
     // Both files or neither: stage both, then rename (config first: a config rename that fails
     // leaves the credentials file as it was).
-    let creds_staged = stage_credentials(&out.credentials_file, &out.profile, creds, deadline)
-        .map_err(credentials_error)?;
+    let creds_staged = stage_credentials(
+        &out.credentials_file,
+        &out.profile,
+        creds,
+        out.existing,
+        deadline,
+    )
+    .map_err(credentials_error)?;
     if let Some(cf) = &out.config_file {
         stage_region(cf, &out.profile, region, deadline)
             .and_then(fsutil::Staged::commit)
@@ -224,6 +243,7 @@ pub(crate) fn stage_credentials(
     path: &Path,
     profile: &str,
     creds: &Credentials,
+    existing: Existing,
     deadline: Instant,
 ) -> std::io::Result<fsutil::Staged> {
     let values = [
@@ -239,7 +259,14 @@ pub(crate) fn stage_credentials(
             ));
         }
     }
-    let existing = read_existing(path, deadline)?;
+    let existing = match existing {
+        Existing::Merge => read_existing(path, deadline)?,
+        Existing::Replace => String::new(),
+        Existing::MergeOrOverwrite => read_existing(path, deadline).unwrap_or_else(|e| {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read the existing credentials file: overwriting it (--force)");
+            String::new()
+        }),
+    };
     let text = set_section(&existing, profile, &CREDENTIAL_KEYS, &values);
     fsutil::Staged::new(path, text.as_bytes())
 }

@@ -1,5 +1,5 @@
-//! `init`: the initContainer flow. Vault login, key in memory, certificate from PKI,
-//! CreateSession, then the credentials file (and the region in the config file); the Vault
+//! `init`: the initContainer flow. Vault login, key in memory, certificate from PKI (or an
+//! X.509-SVID from the SPIFFE Workload API), CreateSession, then the credentials file (and the region in the config file); the Vault
 //! token is revoked unless `--keep-vault-token`. Exit 0 only when the file is written.
 
 use std::time::Instant;

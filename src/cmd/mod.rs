@@ -3,11 +3,14 @@
 //!
 //! | command | source | sink |
 //! |---|---|---|
-//! | `init` | Vault | credentials file (+ region in the config file), once |
-//! | `credential-process` | files or Vault | credential_process JSON on stdout, through the cache |
-//! | `serve` | files or Vault | ECS endpoint, IMDSv2, credentials file, refreshed |
-//! | `update` | files or Vault | one profile of the credentials file, refreshed (or `--once`) |
+//! | `init` | Vault or SPIFFE | credentials file (+ region in the config file), once |
+//! | `credential-process` | files, Vault or SPIFFE | credential_process JSON on stdout, through the cache |
+//! | `serve` | files, Vault or SPIFFE | ECS endpoint, IMDSv2, credentials file, refreshed |
+//! | `update` | files, Vault or SPIFFE | one profile of the credentials file, refreshed (or `--once`) |
 //! | `sign-string`, `read-certificate-data` | a key or certificate file | stdout (offline) |
+//!
+//! `x509-credential-process`, `x509-credential-file[-oneshot]` ([`spiffe_helper`]) are
+//! `aws-spiffe-workload-helper`'s command lines over `credential-process` and `update`.
 //!
 //! `webhook` obtains no credentials: it injects `init` or `serve` into pods.
 
@@ -16,5 +19,6 @@ pub(crate) mod init;
 pub(crate) mod read_certificate_data;
 pub(crate) mod serve;
 pub(crate) mod sign_string;
+pub(crate) mod spiffe_helper;
 pub(crate) mod update;
 pub(crate) mod webhook;

@@ -5,7 +5,7 @@
 //! `serve::Settings`, `webhook::Settings`). Every field is already usable (ARNs parsed, regions
 //! agree, durations in range, files named, Vault's client built) before any network call. This
 //! is the only module that knows both clap's types and the domain's; it is split by consumer:
-//! [`rolesanywhere`], [`vault`], [`source`] (files or Vault, the key's password), [`output`]
+//! [`rolesanywhere`], [`vault`], [`source`] (SPIFFE, files or Vault, the key's password), [`output`]
 //! (credentials file, cache), [`serve`], [`webhook`].
 //!
 //! Environment precedence for each option: flag, then `IAMRA_*` (read by clap), then the
@@ -153,7 +153,7 @@ pub(crate) struct InitPlan {
     pub(crate) ra: crate::rolesanywhere::Settings,
     /// `--timeout` from now: the whole run's deadline.
     pub(crate) deadline: Instant,
-    /// Vault (the only source `init` takes).
+    /// Vault or the SPIFFE Workload API.
     pub(crate) source: Source,
     /// The credentials file (and config file) to write.
     pub(crate) output: Output,
@@ -165,7 +165,7 @@ pub(crate) struct InitPlan {
 pub(crate) fn plan_init(a: &InitArgs, env: &dyn Env) -> Result<InitPlan, ConfigError> {
     let ra = rolesanywhere::settings(&a.flow.ra, env)?;
     let deadline = Instant::now() + timeout(&a.flow.deadline)?;
-    let source = Source::Vault(Box::new(vault::source(&a.flow.vault, env, deadline)?));
+    let source = source::init_source(&a.flow, env, deadline)?;
     let output = output::credentials_file(&a.flow.output, env)?;
     let verify = if a.verify {
         let flag = a.sts_endpoint.as_deref();
@@ -189,7 +189,7 @@ pub(crate) struct CredentialProcessPlan {
     pub(crate) ra: crate::rolesanywhere::Settings,
     /// `--timeout` from now: the whole run's deadline.
     pub(crate) deadline: Instant,
-    /// Certificate files or Vault.
+    /// SPIFFE, certificate files or Vault.
     pub(crate) source: Source,
     /// `None` with `--no-cache` (or nowhere to put it).
     pub(crate) cache: Option<Cache>,
@@ -202,7 +202,7 @@ pub(crate) fn plan_credential_process(
 ) -> Result<CredentialProcessPlan, ConfigError> {
     let ra = rolesanywhere::settings(&a.ra, env)?;
     let deadline = Instant::now() + timeout(&a.deadline)?;
-    let source = source::source(&a.files, &a.vault, env, deadline)?;
+    let source = source::source(&a.files, &a.spiffe, &a.vault, env, deadline)?;
     Ok(CredentialProcessPlan {
         ra,
         deadline,
@@ -218,7 +218,7 @@ pub(crate) struct ServePlan {
     pub(crate) ra: crate::rolesanywhere::Settings,
     /// `--timeout`: each refresh's deadline, from its start.
     pub(crate) timeout: Duration,
-    /// Certificate files or Vault.
+    /// SPIFFE, certificate files or Vault.
     pub(crate) source: Source,
     /// The credentials file rewritten at every refresh, when asked for explicitly (flag or
     /// `IAMRA_CREDENTIALS_FILE`).
@@ -231,7 +231,13 @@ pub(crate) struct ServePlan {
 pub(crate) fn plan_serve(a: &ServeArgs, env: &dyn Env) -> Result<ServePlan, ConfigError> {
     let ra = rolesanywhere::settings(&a.flow.ra, env)?;
     let timeout = timeout(&a.flow.deadline)?;
-    let source = source::source(&a.files, &a.flow.vault, env, Instant::now() + timeout)?;
+    let source = source::source(
+        &a.files,
+        &a.flow.spiffe,
+        &a.flow.vault,
+        env,
+        Instant::now() + timeout,
+    )?;
     let output = match a.flow.output.credentials_file {
         Some(_) => Some(output::credentials_file(&a.flow.output, env)?),
         None => None,
@@ -258,7 +264,7 @@ pub(crate) struct UpdatePlan {
     pub(crate) ra: crate::rolesanywhere::Settings,
     /// `--timeout`: each refresh's deadline, from its start.
     pub(crate) timeout: Duration,
-    /// Certificate files or Vault.
+    /// SPIFFE, certificate files or Vault.
     pub(crate) source: Source,
     /// The profile of the credentials file to keep fresh.
     pub(crate) output: Output,
@@ -270,7 +276,13 @@ pub(crate) struct UpdatePlan {
 pub(crate) fn plan_update(a: &UpdateArgs, env: &dyn Env) -> Result<UpdatePlan, ConfigError> {
     let ra = rolesanywhere::settings(&a.flow.ra, env)?;
     let timeout = timeout(&a.flow.deadline)?;
-    let source = source::source(&a.files, &a.flow.vault, env, Instant::now() + timeout)?;
+    let source = source::source(
+        &a.files,
+        &a.flow.spiffe,
+        &a.flow.vault,
+        env,
+        Instant::now() + timeout,
+    )?;
     let output = output::credentials_file(&a.flow.output, env)?;
     Ok(UpdatePlan {
         ra,

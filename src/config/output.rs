@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::{ConfigError, Env, err};
 use crate::aws::cache::Cache;
-use crate::aws::credentials_file::Output;
-use crate::cli::{CredentialProcessArgs, OutputArgs};
+use crate::aws::credentials_file::{Existing, Output};
+use crate::cli::{self, CredentialProcessArgs, OutputArgs};
 use crate::limits;
 
 /// Where `init` and `serve` write: `--credentials-file`/`IAMRA_CREDENTIALS_FILE`, then
@@ -34,6 +34,11 @@ pub(super) fn credentials_file(a: &OutputArgs, env: &dyn Env) -> Result<Output, 
         credentials_file,
         profile: p.to_string(),
         config_file: a.config_file.clone(),
+        existing: match a.existing {
+            cli::ExistingFile::Merge => Existing::Merge,
+            cli::ExistingFile::MergeOrOverwrite => Existing::MergeOrOverwrite,
+            cli::ExistingFile::Replace => Existing::Replace,
+        },
     })
 }
 

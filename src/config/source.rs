@@ -1,23 +1,31 @@
-//! Where the identity comes from: the certificate files ([`CertificateFileArgs`]) when
-//! `--certificate` is given, else Vault ([`super::vault`]); and the key's password.
+//! Where the identity comes from: the SPIFFE Workload API when asked for ([`spiffe_source`]),
+//! else the certificate files ([`CertificateFileArgs`]) when `--certificate` is given, else
+//! Vault ([`super::vault`]); and the key's password.
 
 use std::time::Instant;
 
 use super::{ConfigError, Env, err};
-use crate::cli::{CertificateFileArgs, PrivateKeyArgs, VaultArgs};
+use crate::cli::{CertificateFileArgs, FlowArgs, PrivateKeyArgs, SpiffeArgs, VaultArgs};
 use crate::limits;
 use crate::secret::Secret;
 use crate::source::Source;
 use crate::source::files::FileSource;
+use crate::source::spiffe::SpiffeSource;
+use crate::spiffe::{Endpoint, Selector};
 
-/// Certificate files when `--certificate` is given (with `--private-key`, or a PKCS#12 or
-/// key + certificate PEM file alone), else Vault (when its flags say where).
+/// The SPIFFE Workload API when asked for ([`spiffe_source`]), else certificate files when
+/// `--certificate` is given (with `--private-key`, or a PKCS#12 or key + certificate PEM file
+/// alone), else Vault (when its flags say where).
 pub(super) fn source(
     a: &CertificateFileArgs,
+    spiffe: &SpiffeArgs,
     vault: &VaultArgs,
     env: &dyn Env,
     deadline: Instant,
 ) -> Result<Source, ConfigError> {
+    if let Some(s) = spiffe_source(spiffe, a, vault, env)? {
+        return Ok(Source::Spiffe(Box::new(s)));
+    }
     let key = &a.key;
     match (&a.cert.certificate, &key.private_key) {
         // Without --private-key the certificate file may be a PKCS#12 file or hold the key.
@@ -36,7 +44,7 @@ pub(super) fn source(
                 && env.var("VAULT_ADDR").is_none()
             {
                 return err(
-                    "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault)",
+                    "missing --certificate and --private-key (or the Vault flags --vault-addr and --pki-role to get a certificate from Vault, or --spiffe-endpoint for the SPIFFE Workload API)",
                 );
             }
             Ok(Source::Vault(Box::new(super::vault::source(
@@ -44,6 +52,73 @@ pub(super) fn source(
             )?)))
         }
     }
+}
+
+/// `init`'s source: the SPIFFE Workload API when asked for ([`spiffe_source`]), else Vault.
+pub(super) fn init_source(
+    a: &FlowArgs,
+    env: &dyn Env,
+    deadline: Instant,
+) -> Result<Source, ConfigError> {
+    match spiffe_source(&a.spiffe, &CertificateFileArgs::default(), &a.vault, env)? {
+        Some(s) => Ok(Source::Spiffe(Box::new(s))),
+        None => Ok(Source::Vault(Box::new(super::vault::source(
+            &a.vault, env, deadline,
+        )?))),
+    }
+}
+
+/// The SPIFFE source, when asked for: `--spiffe-endpoint` (or `IAMRA_SPIFFE_ENDPOINT`), or
+/// `SPIFFE_ENDPOINT_SOCKET` when nothing names another source (no `--certificate`, no
+/// `--pki-role`, `--vault-addr` or `VAULT_ADDR`). `--spiffe-id` must be a SPIFFE ID;
+/// `--spiffe-id`/`--spiffe-hint` without an endpoint, or an endpoint with `--certificate`,
+/// are errors.
+pub(super) fn spiffe_source(
+    a: &SpiffeArgs,
+    files: &CertificateFileArgs,
+    vault: &VaultArgs,
+    env: &dyn Env,
+) -> Result<Option<SpiffeSource>, ConfigError> {
+    let certificate = files.cert.certificate.is_some();
+    let other_source = certificate
+        || vault.pki_role.is_some()
+        || vault.vault_addr.is_some()
+        || env.var("VAULT_ADDR").is_some();
+    let raw = match (&a.spiffe_endpoint, env.var("SPIFFE_ENDPOINT_SOCKET")) {
+        (Some(_), _) if certificate => {
+            return err(
+                "both --spiffe-endpoint and --certificate are given: pick one source of the certificate",
+            );
+        }
+        (Some(flag), _) => flag.clone(),
+        (None, Some(socket)) if !other_source => socket,
+        (None, _) => {
+            if a.spiffe_id.is_some() || a.spiffe_hint.is_some() {
+                return err(
+                    "--spiffe-id and --spiffe-hint need the Workload API: pass --spiffe-endpoint or set SPIFFE_ENDPOINT_SOCKET",
+                );
+            }
+            return Ok(None);
+        }
+    };
+    let endpoint = Endpoint::parse(raw.trim()).map_err(ConfigError)?;
+    if let Some(id) = &a.spiffe_id
+        && (!id.starts_with("spiffe://")
+            || id.len() > 2048
+            || id.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return err(format!(
+            "--spiffe-id {} is not a SPIFFE ID: use spiffe://trust-domain/path",
+            limits::quote(id)
+        ));
+    }
+    Ok(Some(SpiffeSource::new(
+        endpoint,
+        Selector {
+            id: a.spiffe_id.clone(),
+            hint: a.spiffe_hint.clone(),
+        },
+    )))
 }
 
 /// The password of an encrypted PKCS#8 key or a PKCS#12 file: `--pkcs8-password-file` (or

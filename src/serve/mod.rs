@@ -134,6 +134,15 @@ impl State {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(c);
     }
 
+    /// Stops serving any credentials (until the next `set`); whether some were there.
+    pub(crate) fn clear(&self) -> bool {
+        self.current
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some()
+    }
+
     fn current(&self) -> Option<Current> {
         self.current
             .read()
@@ -181,6 +190,11 @@ impl Sink for Endpoints {
 
     fn failed(&self) {
         self.state.metrics.failures.fetch_add(1, Relaxed);
+    }
+
+    /// Served no longer: 503 until credentials from a usable identity arrive.
+    fn withdrawn(&self) {
+        self.state.clear();
     }
 }
 

@@ -7,7 +7,9 @@
 //! - [`files`]: a certificate, key and chain from files, re-read at every `obtain`, so a
 //!   long-running command sees a rotated certificate;
 //! - [`vault`]: Vault login, a key generated in memory, a certificate from Vault PKI, and the
-//!   Vault token revoked when done.
+//!   Vault token revoked when done;
+//! - [`spiffe`]: X.509-SVIDs from the SPIFFE Workload API, the stream kept open and its
+//!   rotations pushed to the long-running commands.
 //!
 //! Each variant also names its part of the `credential-process` cache key ([`Source::key_parts`])
 //! and says when its inputs change ([`Source::mark`], [`Source::changed`]: files by a digest of
@@ -18,6 +20,7 @@
 
 pub(crate) mod files;
 pub(crate) mod refresh;
+pub(crate) mod spiffe;
 pub(crate) mod vault;
 
 use std::fmt;
@@ -28,6 +31,7 @@ use time::OffsetDateTime;
 use crate::credentials::Credentials;
 use crate::material::MaterialError;
 use crate::rolesanywhere::session::{Session, SessionClient, SessionError};
+use crate::spiffe::SpiffeError;
 use crate::vault::VaultError;
 
 /// Where the identity comes from.
@@ -35,6 +39,7 @@ use crate::vault::VaultError;
 pub(crate) enum Source {
     Files(files::FileSource),
     Vault(Box<vault::VaultSource>),
+    Spiffe(Box<spiffe::SpiffeSource>),
 }
 
 /// What a source's inputs were at one moment, to be told when they change.
@@ -44,6 +49,16 @@ pub(crate) enum Mark {
     Files(files::Fingerprint),
     /// A source whose inputs are not watched (Vault: a new certificate at every obtain).
     Unwatched,
+    /// A source that pushes its changes (SPIFFE): watched always, and compared with what
+    /// its last `obtain` used, not with the moment of the mark.
+    Pushed,
+}
+
+impl Mark {
+    /// The source pushes its changes: the loop always waits for them.
+    pub(crate) fn pushed(self) -> bool {
+        matches!(self, Mark::Pushed)
+    }
 }
 
 /// One round of the flow.
@@ -73,6 +88,8 @@ pub(crate) enum SourceError {
     Material(MaterialError),
     Vault(VaultError),
     Session(SessionError),
+    /// The SPIFFE Workload API gave no usable SVID.
+    Spiffe(SpiffeError),
     /// No `--common-name` and a login that named no ServiceAccount to derive one from.
     NoCommonName,
     /// Generating the key or the CSR failed.
@@ -85,6 +102,7 @@ impl fmt::Display for SourceError {
             SourceError::Material(e) => e.fmt(f),
             SourceError::Vault(e) => e.fmt(f),
             SourceError::Session(e) => e.fmt(f),
+            SourceError::Spiffe(e) => e.fmt(f),
             SourceError::NoCommonName => f.write_str(
                 "cannot derive the common name: the login named no ServiceAccount; pass --common-name (or VAULT_CERT_CN)",
             ),
@@ -99,6 +117,7 @@ impl std::error::Error for SourceError {
             SourceError::Material(e) => Some(e),
             SourceError::Vault(e) => Some(e),
             SourceError::Session(e) => Some(e),
+            SourceError::Spiffe(e) => Some(e),
             SourceError::NoCommonName | SourceError::Keygen(_) => None,
         }
     }
@@ -114,6 +133,11 @@ impl From<VaultError> for SourceError {
         SourceError::Vault(e)
     }
 }
+impl From<SpiffeError> for SourceError {
+    fn from(e: SpiffeError) -> Self {
+        SourceError::Spiffe(e)
+    }
+}
 impl From<SessionError> for SourceError {
     fn from(e: SessionError) -> Self {
         SourceError::Session(e)
@@ -125,7 +149,7 @@ impl Source {
     pub(crate) fn files(&self) -> Option<&files::FileSource> {
         match self {
             Source::Files(f) => Some(f),
-            Source::Vault(_) => None,
+            Source::Vault(_) | Source::Spiffe(_) => None,
         }
     }
 
@@ -135,6 +159,7 @@ impl Source {
         match self {
             Source::Files(f) => Mark::Files(f.fingerprint()),
             Source::Vault(_) => Mark::Unwatched,
+            Source::Spiffe(_) => Mark::Pushed,
         }
     }
 
@@ -142,6 +167,8 @@ impl Source {
     pub(crate) async fn changed(&self, since: Mark) {
         match (self, since) {
             (Source::Files(f), Mark::Files(before)) => f.changed(before).await,
+            // A rotated, withdrawn or returning SVID, pushed by the agent.
+            (Source::Spiffe(s), Mark::Pushed) => s.changed().await,
             _ => std::future::pending().await,
         }
     }
@@ -155,6 +182,7 @@ impl Source {
         match self {
             Source::Files(f) => f.key_parts(deadline),
             Source::Vault(v) => Ok(vec![("vault", v.describe().into_bytes())]),
+            Source::Spiffe(s) => Ok(vec![("spiffe", s.describe().into_bytes())]),
         }
     }
 
@@ -167,6 +195,18 @@ impl Source {
         match self {
             Source::Files(f) => f.obtain(client, deadline).await,
             Source::Vault(v) => v.obtain(client, deadline).await,
+            Source::Spiffe(s) => s.obtain(client, deadline).await,
+        }
+    }
+}
+
+impl SourceError {
+    /// The identity was taken away (a SPIFFE SVID withdrawn by the agent): credentials made
+    /// from it must no longer be handed out.
+    pub(crate) fn withdrawn(&self) -> bool {
+        match self {
+            SourceError::Spiffe(e) => e.withdrawn(),
+            _ => false,
         }
     }
 }

@@ -15,9 +15,12 @@
 //!   comes first. It watches for a change when the certificate in use expires before the
 //!   credentials it minted, and after a failure; a change then ends the wait at once. The file
 //!   source resolves `changed` when its files' digest changes (rotation:
-//!   [`crate::source::files`]); a source told of new material by a stream would resolve it
-//!   when the stream delivers. The mark is taken before each fetch, so a rotation during a
-//!   refresh still ends the next wait.
+//!   [`crate::source::files`]); the SPIFFE source, told of new material by a stream, resolves
+//!   it when the stream delivers another SVID or withdraws it, and is always watched
+//!   ([`Mark::pushed`]). The mark is taken before each fetch, so a rotation during a refresh
+//!   still ends the next wait.
+//! - A failure that withdrew the identity ([`SourceError::withdrawn`]) tells the sink
+//!   ([`Sink::withdrawn`]): `serve` stops serving what it holds.
 //!
 //! The schedule is a pure function of the credentials' issue and expiry times, the clock and a
 //! random draw, so it is tested without sleeping. The rule:
@@ -104,6 +107,9 @@ pub(crate) trait Sink: Send + Sync {
     ) -> Result<(), Self::Error>;
     /// A round failed.
     fn failed(&self) {}
+    /// The source took the identity away (a SPIFFE SVID its agent withdrew): credentials
+    /// made from it must no longer be handed out.
+    fn withdrawn(&self) {}
 }
 
 /// The loop: a feed, and `--timeout` for each round.
@@ -157,7 +163,13 @@ impl<F: Feed> Refresh<F> {
                 .deliver(&got, started, deadline)
                 .map(|()| got)
                 .map_err(|e| one_line(&e)),
-            Err(e) => Err(one_line(&e)),
+            Err(e) => {
+                if e.withdrawn() {
+                    tracing::warn!(error = %e, "the identity was withdrawn: its credentials are no longer handed out");
+                    sink.withdrawn();
+                }
+                Err(one_line(&e))
+            }
         };
         match result {
             Ok(got) => {
@@ -166,8 +178,9 @@ impl<F: Feed> Refresh<F> {
                 *delivered = Some(expires);
                 let wait = next_refresh(started, expires, OffsetDateTime::now_utc(), random_unit());
                 tracing::info!(expiration = %timefmt::format(expires, Style::Rfc3339), next_refresh_s = wait.as_secs(), "{}", S::DELIVERED);
-                // The certificate dies before its credentials: its rotation must not wait.
-                (wait, got.cert_not_after < expires, mark)
+                // The certificate dies before its credentials: its rotation must not wait; a
+                // source that pushes its rotations is always heard.
+                (wait, got.cert_not_after < expires || mark.pushed(), mark)
             }
             Err(e) => {
                 sink.failed();

@@ -26,6 +26,10 @@ accept_role_session_name=False, max_skew=300, now=None)``
 * ``.set_lifetime(seconds)``: expiration = now + min(durationSeconds, seconds); ``None`` resets
   to the default (= durationSeconds).
 * ``.accept_role_session_name`` may be changed at any time.
+* ``.require_uri_san`` (``None`` by default; may be changed at any time): the URI that the
+  leaf's subjectAltName must hold, as a trust policy condition on ``aws:PrincipalTag/x509SAN/URI``
+  binds a SPIFFE ID; a leaf without it is refused (``403 AccessDeniedException``, reason
+  naming the URIs it has). Each record's ``uri_sans`` lists the leaf's SAN URIs.
 
 Verification of ``POST <any prefix>/sessions`` (in this order; the first failure wins):
 
@@ -373,6 +377,7 @@ class FakeRolesAnywhere:
             raise ValueError("at least one trust anchor is required")
         self.region = region
         self.accept_role_session_name = accept_role_session_name
+        self.require_uri_san: str | None = None
         self.max_skew = max_skew
         self._now = now
         self._log = log
@@ -478,7 +483,7 @@ class FakeRolesAnywhere:
             query=parse_query(raw_query), headers=headers, body=body, json=None,
             verdict="rejected", valid=False, status=None, error_code=None, message=None,
             reason=None, canonical_request=None, string_to_sign=None, signed_headers=None,
-            serial=None, credentials=None)
+            serial=None, credentials=None, uri_sans=None)
         request, result = None, None
         try:
             if not path.endswith("/sessions"):
@@ -602,6 +607,12 @@ class FakeRolesAnywhere:
 
         check_leaf(leaf)
         check_path(leaf, chain, self.anchors, self.now())
+        san = _ext(leaf, x509.SubjectAlternativeName)
+        rec["uri_sans"] = san.get_values_for_type(x509.UniformResourceIdentifier) if san else []
+        wanted = self.require_uri_san
+        if wanted is not None and wanted not in rec["uri_sans"]:
+            raise _denied(f"leaf x509SAN/URI {rec['uri_sans']} lacks {wanted} (trust policy)",
+                          "Unable to assume role for arn: the trust policy's conditions fail")
         return self._check_body(rec, leaf)
 
     def _check_body(self, rec: RequestRecord, leaf: x509.Certificate) -> dict:

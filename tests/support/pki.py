@@ -14,6 +14,10 @@ Helpers
   ``basic_constraints``, ``v1`` (a real X.509 v1 certificate, DER built here), ``hash_alg``
   (``sha256`` | ``sha384`` | ``sha512`` | ``sha224`` | ``sha1``, the latter for RSA issuers
   only; ignored for ML-DSA issuers, whose signatures carry no separate hash).
+* ``make_svid(issuer, spiffe_id, key="p256", ...)`` -> :class:`Issued`: an X.509-SVID as SPIRE
+  issues one (as the X509-SVID specification, section 4, has it: the SPIFFE ID as the one URI
+  SAN, CA:FALSE, keyUsage digitalSignature + keyEncipherment + keyAgreement, EKU serverAuth +
+  clientAuth).
 * Writers: ``write_cert(path, cert, fmt="pem"|"der")``, ``write_bundle(path, *certs)`` (PEM, in
   the given order: leaf then intermediates), ``write_key(path, key, fmt)`` with ``fmt`` =
   ``pkcs8`` (``PRIVATE KEY``), ``pkcs1`` (``RSA PRIVATE KEY``) or ``sec1`` (``EC PRIVATE KEY``).
@@ -199,6 +203,35 @@ def make_leaf(issuer: Issued, key: str = "rsa2048", cn: str = "workload.test.inv
     if hash_alg == "sha1":
         return Issued(_resign_sha1(builder.sign(issuer.key, hashes.SHA256()), issuer), private)
     return Issued(builder.sign(issuer.key, _signing_hash(issuer.key, hash_alg)), private)
+
+
+def make_svid(issuer: Issued, spiffe_id: str, key: str = "p256", days_valid: int = 1,
+              not_before: dt.datetime | None = None,
+              not_after: dt.datetime | None = None) -> Issued:
+    """An X.509-SVID for ``spiffe_id`` issued by ``issuer`` (see the module docstring)."""
+    private = new_key(key)
+    start, end = _validity(days_valid, not_before, not_after)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "SPIRE")]))
+        .issuer_name(issuer.cert.subject)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=True,
+            data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
+            encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH,
+                                              x509.ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.UniformResourceIdentifier(spiffe_id)]), critical=False)
+    )
+    builder = _ski_aki(builder, private.public_key(), issuer)
+    return Issued(builder.sign(issuer.key, _signing_hash(issuer.key, "sha256")), private)
 
 
 _SHA256_RSA = bytes.fromhex("06092a864886f70d01010b")  # OID sha256WithRSAEncryption
