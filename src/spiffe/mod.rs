@@ -48,8 +48,8 @@ impl fmt::Display for Endpoint {
 }
 
 impl Endpoint {
-    /// Parses a Workload Endpoint URI (SPIFFE Workload Endpoint §4); the error says what is
-    /// wrong and what a valid one looks like.
+    /// Parses a Workload Endpoint URI (SPIFFE Workload Endpoint specification, section 4);
+    /// the error says what is wrong and what a valid one looks like.
     pub(crate) fn parse(raw: &str) -> Result<Endpoint, String> {
         let bad = |why: &str| {
             Err(format!(

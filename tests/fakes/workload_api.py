@@ -29,7 +29,7 @@ a fresh one in a temporary folder) or ``"tcp"`` (127.0.0.1, a free port).
 * ``.calls``: the metadata of every call (a dict each); ``.open_streams``: how many are open.
 
 Every call without the metadata ``workload.spiffe.io: true`` is answered ``InvalidArgument``
-(Workload API spec §5.1 "security header"). ``bundle`` is the CA's DER. ``x509_svid`` is the
+(the Workload API specification's "security header"). ``bundle`` is the CA's DER. ``x509_svid`` is the
 leaf's DER followed by ``chain`` (intermediates) when the SVID has one.
 
 Script: ``python tests/fakes/workload_api.py --socket PATH --ca-cert F --ca-key F
