@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 use super::{Obtained, SourceError, log_session};
 use crate::keys::SigningKey;
+use crate::limits;
 use crate::material::Identity;
 use crate::retry::{self, Outcome, Policy};
 use crate::rolesanywhere::session::SessionClient;
@@ -145,8 +146,8 @@ impl SpiffeSource {
         let identity = checked(svid)?;
         tracing::info!(
             step = "svid",
-            spiffe_id = %svid.spiffe_id,
-            hint = %svid.hint,
+            spiffe_id = %limits::field(&svid.spiffe_id),
+            hint = %limits::field(&svid.hint),
             serial = %identity.serial_decimal,
             not_after = %timefmt::format(identity.not_after, Style::Human),
             chain = identity.chain_der.len(),

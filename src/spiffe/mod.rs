@@ -120,11 +120,16 @@ impl Svid {
     }
 
     /// How the SVID is named in logs and errors.
+    /// The agent's text through the echo door ([`limits::field`], [`limits::quote`]).
     pub(crate) fn describe(&self) -> String {
         if self.hint.is_empty() {
-            self.spiffe_id.clone()
+            limits::field(&self.spiffe_id)
         } else {
-            format!("{} (hint {:?})", self.spiffe_id, self.hint)
+            format!(
+                "{} (hint {})",
+                limits::field(&self.spiffe_id),
+                limits::quote(&self.hint)
+            )
         }
     }
 }
@@ -180,9 +185,13 @@ impl Selector {
     /// The flags this selector came from, as an error names them.
     pub(crate) fn describe(&self) -> String {
         match (&self.id, &self.hint) {
-            (Some(id), Some(h)) => format!("--spiffe-id {id} --spiffe-hint {h:?}"),
-            (Some(id), None) => format!("--spiffe-id {id}"),
-            (None, Some(h)) => format!("--spiffe-hint {h:?}"),
+            (Some(id), Some(h)) => format!(
+                "--spiffe-id {} --spiffe-hint {}",
+                limits::field(id),
+                limits::quote(h)
+            ),
+            (Some(id), None) => format!("--spiffe-id {}", limits::field(id)),
+            (None, Some(h)) => format!("--spiffe-hint {}", limits::quote(h)),
             (None, None) => "the default (first) SVID".into(),
         }
     }
