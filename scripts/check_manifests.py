@@ -325,8 +325,12 @@ def cmd_chart(values_file: str, rendered: str) -> int:
         if (c.get("args") or [None])[0] != "webhook":
             p.err(name, f"container {c['name']} does not run `webhook`")
         env = p.env(c)
-        for k in ("IAMRA_TLS_CERT", "IAMRA_TLS_KEY", "IAMRA_IMAGE", "IAMRA_TRUST_ANCHOR_ARN",
-                  "IAMRA_PROFILE_ARN", "IAMRA_VAULT_ADDR", "IAMRA_PKI_ROLE", "IAMRA_LISTEN"):
+        required = ["IAMRA_TLS_CERT", "IAMRA_TLS_KEY", "IAMRA_IMAGE", "IAMRA_TRUST_ANCHOR_ARN",
+                    "IAMRA_PROFILE_ARN", "IAMRA_LISTEN"]
+        # Vault's settings are needed unless SPIFFE is the default source.
+        if env.get("IAMRA_DEFAULT_SOURCE", "vault") == "vault":
+            required += ["IAMRA_VAULT_ADDR", "IAMRA_PKI_ROLE"]
+        for k in required:
             if not env.get(k):
                 p.err(name, f"{k} not set")
         for probe in ("readinessProbe", "livenessProbe"):

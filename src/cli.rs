@@ -608,6 +608,16 @@ pub enum InjectMode {
     Sidecar,
 }
 
+/// Where an injected container gets its certificate when a pod does not say.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InjectSource {
+    /// Vault login with a projected ServiceAccount token, Vault PKI
+    #[default]
+    Vault,
+    /// The SPIFFE Workload API on the SPIFFE CSI driver's socket volume (csi.spiffe.io)
+    Spiffe,
+}
+
 /// `webhook`.
 #[derive(Args, Debug)]
 pub struct WebhookArgs {
@@ -634,7 +644,7 @@ pub struct WebhookArgs {
     /// Default profile ARN (annotation iamra-bootstrap/profile-arn overrides)
     #[arg(long, env = "IAMRA_PROFILE_ARN", value_name = "ARN")]
     pub profile_arn: Option<String>,
-    /// Vault address the injected container logs in to
+    /// Vault address the injected container logs in to (required unless --default-source spiffe)
     #[arg(long, env = "IAMRA_VAULT_ADDR", value_name = "URL")]
     pub vault_addr: Option<String>,
     /// Default Vault PKI role (annotation iamra-bootstrap/pki-role overrides)
@@ -646,6 +656,9 @@ pub struct WebhookArgs {
     /// Mode when the pod has no iamra-bootstrap/mode annotation
     #[arg(long, env = "IAMRA_DEFAULT_MODE", value_enum, default_value_t = InjectMode::Init)]
     pub default_mode: InjectMode,
+    /// Certificate source when the pod has no iamra-bootstrap/source annotation (spiffe: the SPIFFE CSI driver's socket, no Vault settings needed)
+    #[arg(long, env = "IAMRA_DEFAULT_SOURCE", value_enum, default_value_t = InjectSource::Vault)]
+    pub default_source: InjectSource,
     /// Audience of the projected ServiceAccount token the injected container logs in with
     #[arg(
         long,

@@ -826,3 +826,97 @@ def test_unusable_tls_files_and_busy_port_exit_2(iamra_bin, tmp_path, webhook):
         assert p.returncode == 2, (extra, p.stderr)
         lines = [ln for ln in p.stderr.splitlines() if ln.startswith(ERROR_PREFIX)]
         assert len(lines) == 1 and needle in lines[0], (extra, p.stderr)
+
+
+# ---- the SPIFFE source (iamra-bootstrap/source: spiffe) -----------------------------------
+
+SPIFFE_ID = "spiffe://example.org/ns/payments/sa/bootstrapper"
+
+
+def test_spiffe_pod_gets_the_csi_socket_and_no_vault(webhook):
+    res = admit(webhook, pod({"iamra-bootstrap/role-arn": ROLE_ARN,
+                              "iamra-bootstrap/source": "spiffe"}))
+    assert res.allowed, res.answer
+    init = res.pod["spec"]["initContainers"][0]
+    a = args_of(init)
+    assert a["--spiffe-endpoint"] == "unix:///spiffe-workload-api/spire-agent.sock"
+    assert not {"--vault-addr", "--pki-role", "--vault-role",
+                "--service-account-token-file"} & set(a)
+    vols = {v["name"]: v for v in res.pod["spec"]["volumes"]}
+    assert vols["iamra-bootstrap-spiffe"] == {
+        "name": "iamra-bootstrap-spiffe", "csi": {"driver": "csi.spiffe.io", "readOnly": True}}
+    assert "iamra-bootstrap-token" not in vols  # no projected token
+    assert {"name": "iamra-bootstrap-spiffe", "mountPath": "/spiffe-workload-api",
+            "readOnly": True} in init["volumeMounts"]
+    # The app containers do not get the agent's socket.
+    app = res.pod["spec"]["containers"][0]
+    assert all(m["name"] != "iamra-bootstrap-spiffe" for m in app["volumeMounts"])
+    # Vault settings on a SPIFFE pod are a mistake worth a denial.
+    res = admit(webhook, pod({"iamra-bootstrap/role-arn": ROLE_ARN,
+                              "iamra-bootstrap/source": "spiffe",
+                              "iamra-bootstrap/pki-role": "x"}))
+    assert not res.allowed and "iamra-bootstrap/pki-role" in res.message
+    res = admit(webhook, pod({"iamra-bootstrap/role-arn": ROLE_ARN,
+                              "iamra-bootstrap/source": "spire"}))
+    assert not res.allowed and "use vault or spiffe" in res.message
+
+
+def test_spiffe_default_source_needs_no_vault_settings(iamra_bin, tmp_path):
+    w = Webhook(iamra_bin, tmp_path / "wh", extra=["--default-source", "spiffe"])
+    w.args = [a for i, a in enumerate(w.args)
+              if a not in ("--vault-addr", "--pki-role")
+              and w.args[i - 1] not in ("--vault-addr", "--pki-role")]
+    w.start()
+    try:
+        res = admit(w, sa_pod("sidecar"))
+        assert res.allowed, res.answer
+        side = res.pod["spec"]["initContainers"][0]
+        assert side["args"][0] == "serve"
+        assert args_of(side)["--spiffe-endpoint"].startswith("unix:///spiffe-workload-api/")
+        # A pod asking for Vault from a webhook without Vault settings is denied, naming why.
+        res = admit(w, pod({"iamra-bootstrap/role-arn": ROLE_ARN,
+                            "iamra-bootstrap/source": "vault"}))
+        assert not res.allowed and "--vault-addr" in res.message
+    finally:
+        w.stop()
+
+
+def test_injected_spiffe_init_container_runs_for_real(webhook, iamra_bin, tmp_path):
+    import tempfile
+    from fakes.workload_api import WorkloadApi
+    from support.pki import make_ca
+    ca = make_ca("SPIRE test root")
+    ra = FakeRolesAnywhere([ca.cert_pem], region=REGION).start()
+    ra.require_uri_san = SPIFFE_ID
+    # A short root: a UNIX socket path has at most 107 bytes.
+    root = pathlib.Path(tempfile.mkdtemp(prefix="wh-"))
+    try:
+        p = sa_pod("init")
+        p["metadata"]["annotations"]["iamra-bootstrap/source"] = "spiffe"
+        res = admit(webhook, p, namespace="payments")
+        assert res.allowed, res.answer
+        init = res.pod["spec"]["initContainers"][0]
+        run = PodRun(root, res.pod)
+        endpoint = args_of(init)["--spiffe-endpoint"]
+        socket_path = run.host_path(init, endpoint.removeprefix("unix://"))
+        # The SPIFFE CSI driver mounts the agent's socket folder; the agent serves in it.
+        with WorkloadApi(ca, socket_path) as agent:
+            agent.set_svids([agent.issue(SPIFFE_ID)])
+            args = [a if a != endpoint else f"unix://{socket_path}" for a in run.args(init)]
+            env = clean_env({**run.env(init), "IAMRA_ENDPOINT": ra.url}, home=tmp_path / "home")
+            proc = subprocess.run([str(iamra_bin), *args,
+                                   "--termination-log", str(tmp_path / "termination-log")],
+                                  env=env, capture_output=True, text=True, timeout=120)
+            assert proc.returncode == 0, proc.stderr
+            assert ra.requests[-1].serial == str(agent.served[0].serial)
+        issued = ra.issued[-1]
+        app_env = run.env(res.container("app"))
+        s = botocore.session.Session()
+        s.set_config_variable("credentials_file", app_env["AWS_SHARED_CREDENTIALS_FILE"])
+        s.set_config_variable("config_file", str(tmp_path / "no-config"))
+        creds = s.get_credentials().get_frozen_credentials()
+        assert creds.access_key == issued["accessKeyId"] and creds.token == issued["sessionToken"]
+    finally:
+        ra.stop()
+        import shutil
+        shutil.rmtree(root, ignore_errors=True)

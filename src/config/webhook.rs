@@ -3,9 +3,9 @@
 
 use super::ConfigError;
 use crate::arn::{Arn, ArnKind};
-use crate::cli::{InjectMode, WebhookArgs};
+use crate::cli::{InjectMode, InjectSource, WebhookArgs};
 use crate::limits::quote;
-use crate::webhook::{Defaults, Mode, Settings};
+use crate::webhook::{CertSource, Defaults, Mode, Settings};
 
 /// `webhook`'s flags as [`crate::webhook::Settings`]: every required one present, the ARNs
 /// valid and in one region.
@@ -33,16 +33,26 @@ pub(super) fn settings(a: &WebhookArgs) -> Result<Settings, ConfigError> {
             trust_anchor.region, profile.region
         )));
     }
-    let vault_addr = need(&a.vault_addr, "--vault-addr", "IAMRA_VAULT_ADDR")?;
-    url::Url::parse(vault_addr)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| {
-            ConfigError(format!(
-                "invalid --vault-addr {}: expected https://HOST:PORT",
-                quote(vault_addr)
-            ))
-        })?;
+    let source = match a.default_source {
+        InjectSource::Vault => CertSource::Vault,
+        InjectSource::Spiffe => CertSource::Spiffe,
+    };
+    // Vault's settings: required when Vault is the default, checked whenever given.
+    let vault_addr = match (&a.vault_addr, source) {
+        (None, CertSource::Spiffe) => None,
+        (v, _) => Some(need(v, "--vault-addr", "IAMRA_VAULT_ADDR")?),
+    };
+    if let Some(vault_addr) = vault_addr {
+        url::Url::parse(vault_addr)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid --vault-addr {}: expected https://HOST:PORT",
+                    quote(vault_addr)
+                ))
+            })?;
+    }
     let nonempty = |v: &Option<String>, flag: &str, env: &str| -> Result<String, ConfigError> {
         let s = need(v, flag, env)?.trim();
         if s.is_empty() {
@@ -65,8 +75,12 @@ pub(super) fn settings(a: &WebhookArgs) -> Result<Settings, ConfigError> {
             image: nonempty(&a.image, "--image", "IAMRA_IMAGE")?,
             trust_anchor,
             profile,
-            vault_addr: vault_addr.trim_end_matches('/').to_string(),
-            pki_role: nonempty(&a.pki_role, "--pki-role", "IAMRA_PKI_ROLE")?,
+            source,
+            vault_addr: vault_addr.map(|v| v.trim_end_matches('/').to_string()),
+            pki_role: match (&a.pki_role, source) {
+                (None, CertSource::Spiffe) => None,
+                (v, _) => Some(nonempty(v, "--pki-role", "IAMRA_PKI_ROLE")?),
+            },
             vault_role: a
                 .vault_role
                 .as_deref()

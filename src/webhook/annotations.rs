@@ -6,7 +6,8 @@
 //! | `iamra-bootstrap/role-arn` | opt-in: the role to assume (required unless kube2iam's is there) |
 //! | `iamra-bootstrap/mode` | `init` or `sidecar` (default `--default-mode`) |
 //! | `iamra-bootstrap/profile-arn`, `trust-anchor-arn` | override the webhook's ARNs |
-//! | `iamra-bootstrap/vault-role`, `pki-role` | override the Vault auth and PKI roles |
+//! | `iamra-bootstrap/source` | `vault` or `spiffe` (default `--default-source`): where the certificate comes from |
+//! | `iamra-bootstrap/vault-role`, `pki-role` | override the Vault auth and PKI roles (`vault` only) |
 //! | `iamra-bootstrap/session-duration` | 900 to 43200 seconds (`3600`, `1h`, `90m`) |
 //! | `iamra-bootstrap/containers` | comma-separated app containers that get the AWS environment |
 //! | `iam.amazonaws.com/role` | kube2iam's; a full role ARN is taken as `role-arn` |
@@ -25,7 +26,7 @@ use crate::limits::{
     MAX_ANNOTATION_ROLE_NAME_LEN, MAX_SESSION_DURATION, MIN_SESSION_DURATION, quote,
 };
 
-use super::{Defaults, Mode};
+use super::{CertSource, Defaults, Mode};
 
 /// The prefix of our annotations.
 pub(crate) const PREFIX: &str = "iamra-bootstrap/";
@@ -40,9 +41,10 @@ const VAULT_ROLE: &str = "iamra-bootstrap/vault-role";
 const PKI_ROLE: &str = "iamra-bootstrap/pki-role";
 const SESSION_DURATION: &str = "iamra-bootstrap/session-duration";
 const CONTAINERS: &str = "iamra-bootstrap/containers";
+const SOURCE: &str = "iamra-bootstrap/source";
 
 /// Every annotation under [`PREFIX`] we know; another one is a typo we refuse.
-const KNOWN: [&str; 8] = [
+const KNOWN: [&str; 9] = [
     ROLE_ARN,
     MODE,
     PROFILE_ARN,
@@ -51,6 +53,7 @@ const KNOWN: [&str; 8] = [
     PKI_ROLE,
     SESSION_DURATION,
     CONTAINERS,
+    SOURCE,
 ];
 
 /// What a pod asks for: the webhook's defaults with its annotations applied, all checked.
@@ -60,10 +63,12 @@ pub(crate) struct Request {
     pub(crate) mode: Mode,
     /// Trust anchor, profile and role, checked against each other (region, partition).
     pub(crate) target: Target,
+    /// Where the certificate comes from.
+    pub(crate) source: CertSource,
     /// Vault auth role; `None`: the pod's ServiceAccount name.
     pub(crate) vault_role: Option<String>,
-    /// Vault PKI role.
-    pub(crate) pki_role: String,
+    /// Vault PKI role (`None` for SPIFFE).
+    pub(crate) pki_role: Option<String>,
     /// `--session-duration` for the injected container, when the pod sets one.
     pub(crate) session_duration: Option<u32>,
     /// The app containers named by `iamra-bootstrap/containers` (`None`: all of them).
@@ -224,6 +229,18 @@ pub(crate) fn parse(
         }
     };
 
+    let source = match get(SOURCE) {
+        None => defaults.source,
+        Some("vault") => CertSource::Vault,
+        Some("spiffe") => CertSource::Spiffe,
+        Some(v) => {
+            return Err(bad(
+                SOURCE,
+                format!("unknown source {}; use vault or spiffe", quote(v)),
+            ));
+        }
+    };
+
     let name = |key: &str, v: &str| {
         if v.is_empty()
             || v.len() > MAX_ANNOTATION_ROLE_NAME_LEN
@@ -242,13 +259,42 @@ pub(crate) fn parse(
             Ok(v.to_string())
         }
     };
-    let vault_role = match get(VAULT_ROLE) {
-        Some(v) => Some(name(VAULT_ROLE, v)?),
-        None => defaults.vault_role.clone(),
-    };
-    let pki_role = match get(PKI_ROLE) {
-        Some(v) => name(PKI_ROLE, v)?,
-        None => defaults.pki_role.clone(),
+    let (vault_role, pki_role) = match source {
+        CertSource::Spiffe => {
+            if let Some(key) = [VAULT_ROLE, PKI_ROLE]
+                .into_iter()
+                .find(|k| get(k).is_some())
+            {
+                return Err(bad(
+                    key,
+                    "applies to the Vault source only; this pod takes its certificate from SPIFFE (iamra-bootstrap/source)",
+                ));
+            }
+            (None, None)
+        }
+        CertSource::Vault => {
+            if defaults.vault_addr.is_none() {
+                return Err(bad(
+                    SOURCE,
+                    "the webhook has no Vault settings (--vault-addr, --pki-role): annotate iamra-bootstrap/source: spiffe, or give the webhook its Vault settings",
+                ));
+            }
+            let vault_role = match get(VAULT_ROLE) {
+                Some(v) => Some(name(VAULT_ROLE, v)?),
+                None => defaults.vault_role.clone(),
+            };
+            let pki_role = match (get(PKI_ROLE), &defaults.pki_role) {
+                (Some(v), _) => name(PKI_ROLE, v)?,
+                (None, Some(d)) => d.clone(),
+                (None, None) => {
+                    return Err(bad(
+                        PKI_ROLE,
+                        "missing: the webhook has no default PKI role (--pki-role); annotate the pod's",
+                    ));
+                }
+            };
+            (vault_role, Some(pki_role))
+        }
     };
 
     let session_duration = match get(SESSION_DURATION) {
@@ -298,6 +344,7 @@ pub(crate) fn parse(
     Ok(Parsed::Inject(Box::new(Request {
         mode,
         target,
+        source,
         vault_role,
         pki_role,
         session_duration,
@@ -345,7 +392,7 @@ mod tests {
         assert_eq!(r.mode, Mode::Init);
         assert_eq!(r.target.role.raw, ROLE);
         assert_eq!(r.target.region, "us-east-1");
-        assert_eq!(r.pki_role, "workload");
+        assert_eq!(r.pki_role.as_deref(), Some("workload"));
         assert_eq!(r.vault_role, None);
         assert_eq!(r.containers, None);
     }
@@ -377,7 +424,7 @@ mod tests {
         ]);
         assert_eq!(r.mode, Mode::Sidecar);
         assert_eq!(r.vault_role.as_deref(), Some("payments-api"));
-        assert_eq!(r.pki_role, "other");
+        assert_eq!(r.pki_role.as_deref(), Some("other"));
         assert_eq!(r.session_duration, Some(7200));
         assert_eq!(r.containers, Some(vec!["app".into(), "worker".into()]));
         for (v, secs) in [("900", 900), ("900s", 900), ("90m", 5400), ("12h", 43200)] {

@@ -67,16 +67,27 @@ pub(crate) struct Defaults {
     pub(crate) trust_anchor: Arn,
     /// Profile ARN.
     pub(crate) profile: Arn,
-    /// Vault address.
-    pub(crate) vault_addr: String,
-    /// Vault PKI role.
-    pub(crate) pki_role: String,
+    /// Where the certificate comes from when the pod does not say.
+    pub(crate) source: CertSource,
+    /// Vault address (`None`: only SPIFFE pods can be injected).
+    pub(crate) vault_addr: Option<String>,
+    /// Vault PKI role (`None`: each Vault pod must name one).
+    pub(crate) pki_role: Option<String>,
     /// Vault auth role; `None`: the pod's ServiceAccount name.
     pub(crate) vault_role: Option<String>,
     /// Mode when the pod does not say.
     pub(crate) mode: Mode,
     /// Audience of the projected ServiceAccount token.
     pub(crate) token_audience: String,
+}
+
+/// Where the injected container gets its certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertSource {
+    /// Vault login with a projected ServiceAccount token, Vault PKI.
+    Vault,
+    /// The SPIFFE Workload API on the SPIFFE CSI driver's socket volume.
+    Spiffe,
 }
 
 /// Everything `webhook` runs with (built from flags and environment by `config`).
@@ -319,8 +330,9 @@ pub(crate) mod tests {
                 "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000",
             )
             .unwrap(),
-            vault_addr: "https://vault.example:8200".into(),
-            pki_role: "workload".into(),
+            source: CertSource::Vault,
+            vault_addr: Some("https://vault.example:8200".into()),
+            pki_role: Some("workload".into()),
             vault_role: None,
             mode: Mode::Init,
             token_audience: "vault".into(),

@@ -3,7 +3,10 @@
 //!
 //! What a pod gets (constants below; see the README "Kubernetes with the webhook"):
 //! - volumes [`AWS_VOLUME`] (`emptyDir`, `medium: Memory`) and [`TOKEN_VOLUME`] (a projected
-//!   ServiceAccount token for `--token-audience`, 600 s);
+//!   ServiceAccount token for `--token-audience`, 600 s), or for a SPIFFE pod (annotation
+//!   `iamra-bootstrap/source: spiffe`) [`SPIFFE_VOLUME`] instead: the SPIFFE CSI driver's
+//!   socket volume (`csi.spiffe.io`, read-only) mounted at [`SPIFFE_DIR`] in the injected
+//!   container, which gets `--spiffe-endpoint` [`SPIFFE_ENDPOINT`] and no Vault settings;
 //! - first in `initContainers`, [`CONTAINER`]: `iamra-bootstrap init` writing
 //!   [`CREDENTIALS_FILE`], or (sidecar) `serve` as a native sidecar (`restartPolicy: Always`)
 //!   with the credentials endpoint on `127.0.0.1:`[`CREDENTIALS_PORT`], `/healthz`, `/readyz` and
@@ -38,7 +41,7 @@ use serde_json::{Value, json};
 
 use super::annotations::Request;
 use super::pod::Pod;
-use super::{Defaults, Mode};
+use super::{CertSource, Defaults, Mode};
 use crate::limits::quote;
 
 /// Name of the injected container (also the marker of an injected pod).
@@ -57,6 +60,13 @@ pub(crate) const TOKEN_FILE: &str = "/var/run/iamra-bootstrap/token";
 pub(crate) const SA_TOKEN_DIR: &str = "/var/run/secrets/iamra-bootstrap";
 /// The ServiceAccount token file.
 pub(crate) const SA_TOKEN_FILE: &str = "/var/run/secrets/iamra-bootstrap/token";
+/// SPIFFE: the SPIFFE CSI driver's volume (`csi.spiffe.io`, read-only), holding the agent's
+/// Workload API socket.
+pub(crate) const SPIFFE_VOLUME: &str = "iamra-bootstrap-spiffe";
+/// Where [`SPIFFE_VOLUME`] is mounted in the injected container.
+pub(crate) const SPIFFE_DIR: &str = "/spiffe-workload-api";
+/// The Workload API endpoint in [`SPIFFE_DIR`] (SPIRE's socket name in the CSI volume).
+pub(crate) const SPIFFE_ENDPOINT: &str = "unix:///spiffe-workload-api/spire-agent.sock";
 /// Sidecar: the credentials endpoint's port, on the pod's loopback.
 pub(crate) const CREDENTIALS_PORT: u16 = 9911;
 /// Sidecar: the health port, on the pod IP (kubelet probes).
@@ -160,7 +170,7 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
             )));
         }
         let volumes = spec.volumes.as_deref().unwrap_or(&[]);
-        for v in [AWS_VOLUME, TOKEN_VOLUME] {
+        for v in [AWS_VOLUME, TOKEN_VOLUME, SPIFFE_VOLUME] {
             if volumes.iter().any(|x| x.name == v) {
                 return Err(PatchError(format!(
                     "the pod already has a volume named {}, a name the injection uses; rename it",
@@ -184,7 +194,13 @@ pub(crate) fn build(pod: &Pod, req: &Request, defaults: &Defaults) -> Result<Mut
             &mut ops,
             &["spec", "volumes"],
             spec.volumes.is_some(),
-            vec![aws_volume(), token_volume(&defaults.token_audience)],
+            vec![
+                aws_volume(),
+                match req.source {
+                    CertSource::Vault => token_volume(&defaults.token_audience),
+                    CertSource::Spiffe => spiffe_volume(),
+                },
+            ],
         );
     }
 
@@ -305,6 +321,10 @@ fn token_volume(audience: &str) -> Value {
     })
 }
 
+fn spiffe_volume() -> Value {
+    json!({"name": SPIFFE_VOLUME, "csi": {"driver": "csi.spiffe.io", "readOnly": true}})
+}
+
 /// `value` escaped for the kubelet's expansion of `$(VAR)` in a container's `args` and `env`
 /// (Kubernetes: "Define Dependent Environment Variables"; `third_party/forked/golang/expansion`):
 /// the kubelet turns `$$` into `$` and `$(NAME)` of a defined variable into its value, so with
@@ -328,18 +348,24 @@ fn args(req: &Request, defaults: &Defaults, service_account: &str) -> Vec<String
         ],
     };
     let t = &req.target;
-    for (flag, value) in [
+    let mut flags = vec![
         ("--trust-anchor-arn", t.trust_anchor.raw.as_str()),
         ("--profile-arn", t.profile.raw.as_str()),
         ("--role-arn", t.role.raw.as_str()),
-        ("--vault-addr", defaults.vault_addr.as_str()),
-        (
-            "--vault-role",
-            req.vault_role.as_deref().unwrap_or(service_account),
-        ),
-        ("--pki-role", req.pki_role.as_str()),
-        ("--service-account-token-file", SA_TOKEN_FILE),
-    ] {
+    ];
+    match req.source {
+        CertSource::Vault => flags.extend([
+            ("--vault-addr", defaults.vault_addr.as_deref().unwrap_or("")),
+            (
+                "--vault-role",
+                req.vault_role.as_deref().unwrap_or(service_account),
+            ),
+            ("--pki-role", req.pki_role.as_deref().unwrap_or("")),
+            ("--service-account-token-file", SA_TOKEN_FILE),
+        ]),
+        CertSource::Spiffe => flags.push(("--spiffe-endpoint", SPIFFE_ENDPOINT)),
+    }
+    for (flag, value) in flags {
         a.push(flag.into());
         a.push(kubelet_escape(value));
     }
@@ -362,7 +388,10 @@ fn injected_container(req: &Request, defaults: &Defaults, uid: i64, sa: &str) ->
         "args": args(req, defaults, sa),
         "volumeMounts": [
             {"name": AWS_VOLUME, "mountPath": AWS_DIR},
-            {"name": TOKEN_VOLUME, "mountPath": SA_TOKEN_DIR, "readOnly": true},
+            match req.source {
+                CertSource::Vault => json!({"name": TOKEN_VOLUME, "mountPath": SA_TOKEN_DIR, "readOnly": true}),
+                CertSource::Spiffe => json!({"name": SPIFFE_VOLUME, "mountPath": SPIFFE_DIR, "readOnly": true}),
+            },
         ],
         "resources": {
             "requests": {"cpu": "10m", "memory": "16Mi"},
@@ -494,6 +523,35 @@ mod tests {
             app["volumeMounts"],
             json!([{"name": AWS_VOLUME, "mountPath": AWS_DIR, "readOnly": true}])
         );
+    }
+
+    #[test]
+    fn spiffe_source_mounts_the_csi_socket_and_passes_no_vault_settings() {
+        let (out, _) = mutate(&bare(json!({
+            "iamra-bootstrap/role-arn": ROLE, "iamra-bootstrap/source": "spiffe"
+        })));
+        let init = &out["spec"]["initContainers"][0];
+        let args = init["args"].as_array().unwrap();
+        let at = args.iter().position(|a| a == "--spiffe-endpoint").unwrap();
+        assert_eq!(args[at + 1], SPIFFE_ENDPOINT);
+        for absent in [
+            "--vault-addr",
+            "--pki-role",
+            "--vault-role",
+            "--service-account-token-file",
+        ] {
+            assert!(!args.contains(&json!(absent)), "{absent}");
+        }
+        assert_eq!(
+            init["volumeMounts"][1],
+            json!({"name": SPIFFE_VOLUME, "mountPath": SPIFFE_DIR, "readOnly": true})
+        );
+        let vols = out["spec"]["volumes"].as_array().unwrap();
+        assert_eq!(
+            vols[1],
+            json!({"name": SPIFFE_VOLUME, "csi": {"driver": "csi.spiffe.io", "readOnly": true}})
+        );
+        assert!(!vols.iter().any(|v| v["name"] == TOKEN_VOLUME));
     }
 
     #[test]

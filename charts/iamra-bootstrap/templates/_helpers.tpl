@@ -40,8 +40,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "iamra.validate" -}}
 {{- $_ := required "injection.trustAnchorArn is required (arn:aws:rolesanywhere:REGION:ACCOUNT:trust-anchor/ID)" .Values.injection.trustAnchorArn -}}
 {{- $_ := required "injection.profileArn is required (arn:aws:rolesanywhere:REGION:ACCOUNT:profile/ID)" .Values.injection.profileArn -}}
+{{- if not (has .Values.injection.defaultSource (list "vault" "spiffe")) -}}
+{{- fail (printf "injection.defaultSource must be vault or spiffe, not %q" .Values.injection.defaultSource) -}}
+{{- end -}}
+{{- if eq .Values.injection.defaultSource "vault" -}}
 {{- $_ := required "injection.vaultAddr is required (the Vault or OpenBao URL)" .Values.injection.vaultAddr -}}
 {{- $_ := required "injection.pkiRole is required (the Vault PKI role that signs the CSR)" .Values.injection.pkiRole -}}
+{{- end -}}
 {{- if not (has .Values.injection.defaultMode (list "init" "sidecar")) -}}
 {{- fail (printf "injection.defaultMode must be init or sidecar, not %q" .Values.injection.defaultMode) -}}
 {{- end -}}
