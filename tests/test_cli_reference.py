@@ -1,4 +1,4 @@
-"""The README's flag and env reference (docs/reference.md) is the binary's own --help, and every
+"""The flag and env reference (docs/reference.md) is the binary's own --help, and every
 option the contract names is there, with its environment variable."""
 import os
 import pathlib

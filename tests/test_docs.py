@@ -16,7 +16,23 @@ UTF-8 are skipped as binary data):
 * in ``docs/*.md``, every backticked repository path (``src/…``, ``tests/…``, ``bench/…``,
   ``scripts/…``, ``manifests/…``, ``vault/…``, ``docs/…``) exists, a ``file.py::test_name``
   names a test defined in that file, and a backticked ``test_…`` name is a test function
-  somewhere, so the contract docs keep naming the files that implement and test them.
+  somewhere, so the contract docs keep naming the files that implement and test them;
+* in every tracked file, a backticked path with a file extension under one of the repository's
+  folders (``src/…``, ``tests/…``, ``scripts/…``, ``docs/…``, ``bench/…``, ``charts/…``,
+  ``manifests/…``, ``fuzz/…``, ``vault/…``, ``aws/…``; ``vault/x.rs`` and ``aws/x.rs`` may also
+  be module paths under ``src/``) exists. A path right after a possessive (``needroleshere's
+  `src/sign.rs```) is another project's and is not checked;
+* the binary's surface as its ``--help`` states it (``docs/reference.md``, which
+  ``tests/test_cli_reference.py`` keeps equal to the binary's ``--help``): in the Markdown files,
+  a command line of ours in a code block or a backticked span (``iamra-bootstrap <command> …``,
+  or a span that starts with one of our command names, ``serve --imds``) names a command the
+  binary has and only flags that command takes (up to the first ``|``, ``;``, ``&&``, ``>`` or
+  `` #``); in ``README.md`` and ``docs/``, a span that is a bare flag (```--flag```, ```--flag
+  VALUE```) names a flag of some command, or one of the helper's flags we refuse by name
+  (``UNSUPPORTED_HELPER_FLAGS`` in ``src/main.rs``), or one of ``FOREIGN_FLAGS`` below; every
+  ``IAMRA_*`` name is an option's variable, or a setting the scripts and tests read themselves
+  (``IAMRA_BIN``: read through ``os.environ`` or ``$NAME`` in ``tests/``, ``scripts/``, …).
+  Another tool's flag goes in a span that names the tool (```kubectl --context```).
 
 No binary, no network: plain file reads, well under a second.
 """
@@ -44,6 +60,10 @@ HEADING_RE = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s", re.M)
 MD_LINK_RE = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
 REPO_PATH_RE = re.compile(
     r"`((?:src|tests|bench|scripts|manifests|vault|docs)/[^`\s]*?)(?:::(\w+))?`")
+# Any backticked (` or ``) path under a repository folder, ending in a file extension.
+SOURCE_PATH_RE = re.compile(
+    r"(?<!`)(`{1,2})((?:src|tests|bench|scripts|manifests|vault|docs|charts|aws|fuzz)/"
+    r"[^`\s]*\.[A-Za-z0-9]+)(?:::\w+)?\1(?!`)")
 # A line with nothing but comment punctuation ends a paragraph, like an empty line.
 BLANK_RE = re.compile(r"^\s*(?://[!/]?|#+|\*|--|;+|\"\"\"|''')?\s*$")
 
@@ -265,3 +285,213 @@ def test_the_citation_rules_catch_what_they_should(text, ok, monkeypatch):
     else:
         with pytest.raises(AssertionError):
             test_section_citations_point_at_existing_sections()
+
+
+def test_cited_source_paths_exist():
+    """A file renamed or removed leaves no citation behind, in any file (module docs, tests)."""
+    bad = []
+    checked = 0
+    for name, text in scanned():
+        for m in SOURCE_PATH_RE.finditer(text):
+            path = m.group(2)
+            if any(c in path for c in "*<>{}|…$\\") or re.search(r"\w's\s*$", text[:m.start()]):
+                continue    # a pattern, an escaped string, or another project's file
+            checked += 1
+            candidates = [path]
+            if path.startswith(("vault/", "aws/")):
+                candidates.append("src/" + path)    # a module path (`vault/pki.rs`)
+            if not any((ROOT / c).exists() for c in candidates):
+                bad.append(f"{where(name, text, m.start())}: {path} does not exist")
+    assert not bad, "\n".join(bad)
+    assert checked > 100
+
+
+# ---- the binary's surface: commands, flags and IAMRA_* variables the docs name ------------
+
+REFERENCE = "docs/reference.md"
+# Flags of other programs that the docs name in a span of their own, with why.
+FOREIGN_FLAGS = {
+    "--pkcs11-pin": "the Roles Anywhere User Guide names it; aws_signing_helper has no such flag",
+    "--reuse-latest-expiring-certificate": "the same (User Guide only)",
+}
+FLAG_RE = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9-]*")
+COMMAND_LINE_RE = re.compile(
+    r"(?<![\w/.=:-])iamra-bootstrap(?:[ \t]+([a-z][a-z0-9-]*)(?=[\s`\"']|$)|(?=[ \t]+--))(.*)")
+SHELL_BREAK_RE = re.compile(r"\s(?:\||;|&&|\|\||>|2>|#)\s|\$\(|<\(")
+BARE_FLAG_RE = re.compile(r"(--[a-z0-9][a-z0-9-]*)(?:\[[a-z-]+\])?(?:[ =].*)?")
+
+
+@dataclass
+class Surface:
+    commands: dict[str, set[str]]   # "" = the top level
+    variables: set[str]             # the options' IAMRA_* variables
+    harness: set[str]               # IAMRA_* settings the scripts and tests read themselves
+    refused: set[str]               # the helper's flags refused by name
+
+
+def surface(files: dict[str, str]) -> Surface:
+    reference = files[REFERENCE]
+    commands = {}
+    for m in re.finditer(r"^## iamra-bootstrap(?: (\S+))?\n(.*?)(?=^## |\Z)", reference,
+                         re.M | re.S):
+        commands[m.group(1) or ""] = set(
+            re.findall(r"^\s+(?:-\w, )?(--[a-z0-9][a-z0-9-]*)", m.group(2), re.M))
+    variables = set(re.findall(r"\[env: (IAMRA_\w+?)[=\]]", reference))
+    harness = set()
+    for name, text in files.items():
+        if name.endswith((".py", ".sh")) and not name.startswith("src/") or \
+                name.startswith(".ci/"):
+            harness |= set(re.findall(
+                r"""(?:environ(?:\.get)?\s*[(\[]\s*|getenv\(\s*)["'](IAMRA_\w+)["']""", text))
+            harness |= set(re.findall(r"\$\{?(IAMRA_\w+)", text))
+    main = files.get("src/main.rs", "")
+    at = main.find("UNSUPPORTED_HELPER_FLAGS")
+    refused = set(re.findall(r'"(--[a-z0-9-]+)"', main[at:main.find("];", at)])) \
+        if at >= 0 else set()
+    return Surface(commands, variables, harness - variables, refused)
+
+
+def code_pieces(text: str):
+    """(offset, kind, code): each line of a fenced block (backslash continuations joined) as
+    "block", each inline backticked span outside blocks as "span"."""
+    offset, fence = 0, None
+    pending = None
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped.startswith(("```", "~~~")):
+            fence = None if fence else stripped[:3]
+        elif fence:
+            if pending is not None:
+                pending = (pending[0], pending[1] + " " + line)
+            else:
+                pending = (offset, line)
+            if not line.endswith("\\"):
+                yield pending[0], "block", pending[1]
+                pending = None
+        else:
+            for m in re.finditer(r"(?<!`)(`+)(?!`)(.+?)(?<!`)\1(?!`)", line):
+                yield offset + m.start(), "span", m.group(2)
+        offset += len(line) + 1
+
+
+def surface_errors(name: str, text: str, s: Surface) -> list[str]:
+    bad = []
+    bare_flags = name == "README.md" or name.startswith("docs/")
+    every_flag = set().union(*s.commands.values())
+    for offset, kind, code in code_pieces(text):
+        head = SHELL_BREAK_RE.split(code)[0]
+        m = COMMAND_LINE_RE.search(head)
+        command = rest = None
+        if m:
+            command, rest = m.group(1) or "", m.group(2)
+            if command not in s.commands:
+                bad.append(f"{where(name, text, offset)}: `iamra-bootstrap {command}`: the "
+                           f"binary has no command {command!r}")
+                continue
+        elif kind == "span":
+            m = re.match(r"\s*([a-z][a-z0-9-]*)\s+(.*)", head)
+            if m and m.group(1) in s.commands and m.group(1):
+                command, rest = m.group(1), m.group(2)
+        if command is not None:
+            for flag in FLAG_RE.findall(rest):
+                if flag not in s.commands[command] and flag not in s.commands[""]:
+                    bad.append(f"{where(name, text, offset)}: `{code.strip()[:80]}`: "
+                               f"`iamra-bootstrap {command} --help` has no {flag}")
+        elif kind == "span" and bare_flags:
+            m = BARE_FLAG_RE.fullmatch(code.strip())
+            if m and m.group(1) not in every_flag | s.refused | set(FOREIGN_FLAGS):
+                bad.append(f"{where(name, text, offset)}: `{code}`: no command of the binary "
+                           f"has {m.group(1)} (another tool's flag: name the tool in the span)")
+    for m in re.finditer(r"\bIAMRA_[A-Z0-9_]*[A-Z0-9]\b", text):
+        if m.group(0) not in s.variables | s.harness:
+            bad.append(f"{where(name, text, m.start())}: {m.group(0)} is no option's variable "
+                       "(docs/reference.md) and no setting the scripts or tests read")
+    return bad
+
+
+def surface_docs(files: dict[str, str]) -> list[tuple[str, str]]:
+    return [(n, t) for n, t in files.items()
+            if n.endswith(".md") and n != REFERENCE and n != SELF]
+
+
+def test_docs_name_only_what_the_binary_has():
+    s = surface(FILES)
+    assert len(s.commands) >= 8 and len(s.variables) > 30, "docs/reference.md unreadable?"
+    bad = [e for name, text in surface_docs(FILES) for e in surface_errors(name, text, s)]
+    assert not bad, ("the docs name what `--help` does not know (fix the doc, or regenerate "
+                     "docs/reference.md with scripts/gen-reference.sh):\n" + "\n".join(bad))
+
+
+def test_the_reference_has_every_command():
+    """docs/reference.md has a section for each command the top-level --help lists."""
+    s = surface(FILES)
+    listed = re.search(r"^Commands:\n(.*?)\n\n", FILES[REFERENCE], re.M | re.S)
+    assert listed
+    names = set(re.findall(r"^  ([a-z][a-z0-9-]*)\s", listed.group(1), re.M)) - {"help"}
+    assert names and names <= set(s.commands), (
+        f"no section for {sorted(names - set(s.commands))}: add them to scripts/gen-reference.sh")
+
+
+PLANTED_README = """# x
+
+```sh
+iamra-bootstrap init --vault-addr https://v:8200 \\\\
+  --pki-role workload | tee log --not-ours
+```
+
+Use `serve --imds`, `--pkcs8-password-file`, `--cert-selector` (refused), `kubectl --context c`,
+`IAMRA_PKI_ROLE`, `IAMRA_BIN`; prose -- like --this -- is not code.
+"""
+
+
+@pytest.mark.parametrize("planted, error", [
+    ("", None),
+    ("`iamra-bootstrap init --pki-rol x`", "has no --pki-rol"),
+    ("```\\ncredential_process = iamra-bootstrap credential-process --certificat c\\n```",
+     "has no --certificat"),
+    ("`serve --imdsv2`", "has no --imdsv2"),
+    ("`--no-such-flag`", "no command of the binary has --no-such-flag"),
+    ("`iamra-bootstrap refresh --once`", "no command 'refresh'"),
+    ("set `IAMRA_PKI_ROLES`", "IAMRA_PKI_ROLES is no option's variable"),
+    ("```sh\\niamra-bootstrap init \\\\\\n  --verfy\\n```", "has no --verfy"),
+])
+def test_the_surface_check_catches_a_planted_wrong_name(planted, error):
+    """A doc naming a flag, command or variable --help does not know fails the check; the
+    correct names, other tools' flags in their own span and prose pass."""
+    files = {REFERENCE: FILES[REFERENCE], "src/main.rs": FILES["src/main.rs"],
+             "tests/conftest.py": FILES["tests/conftest.py"]}
+    s = surface(files)
+    text = PLANTED_README + "\n" + planted.replace("\\n", "\n").replace("\\\\", "\\") + "\n"
+    bad = surface_errors("README.md", text, s)
+    if error is None:
+        assert bad == []
+    else:
+        assert len(bad) == 1 and error in bad[0], bad
+
+
+@pytest.mark.parametrize("planted, ok", [
+    ("see `src/main.rs` and ``tests/conftest.py``", True),
+    ("see `src/vault/pki.rs`, `vault/pki.rs` (a module path) and `vault/configure.sh`", True),
+    ("needroleshere's `src/sign.rs` (another project's file)", True),
+    ("see `src/source_files.rs`", False),
+    ("Contract (``src/no/such.rs``, issue 11)", False),
+    ("`scripts/nope.sh`", False),
+])
+def test_the_path_check_catches_a_planted_missing_path(planted, ok, monkeypatch):
+    for name in [n for n in FILES if n != SELF]:
+        monkeypatch.delitem(FILES, name)
+    monkeypatch.setitem(FILES, "tests/test_x.py", '"""' + planted + '"""\n' +
+                        "".join(f"`src/main.rs` {i}\n" for i in range(101)))
+    if ok:
+        test_cited_source_paths_exist()
+    else:
+        with pytest.raises(AssertionError, match="does not exist"):
+            test_cited_source_paths_exist()
+
+
+def test_the_test_table_names_every_test_file():
+    """docs/testing.md's table of what runs against what leaves no test file out."""
+    table = FILES.get("docs/testing.md", "")
+    missing = [name for name in FILES
+               if re.fullmatch(r"tests/test_\w+\.py", name) and f"`{name}`" not in table]
+    assert not missing, f"docs/testing.md does not name {', '.join(missing)}"

@@ -1,7 +1,7 @@
 """``serve`` from certificate files that rotate under it, as cert-manager, csi-driver-spiffe and
 SPIRE rotate them.
 
-Contract (``src/source_files.rs``, issue 11): the files are re-read at every refresh; when the
+Contract (``src/source/files.rs``, issue 11): the files are re-read at every refresh; when the
 certificate in use expires before the credentials it minted, a rotation is picked up at once
 (within a few seconds); a key and certificate caught mid-rotation (mismatched) are read again,
 never fatal. Throughout, every request gets valid, unexpired credentials.

@@ -206,7 +206,7 @@ def test_js_from_http_and_the_default_chain_read_the_token_file(world, provider)
 
 @pytest.mark.parametrize("kind", client_params(["js", "boto3", "rust"]))
 def test_long_lived_clients_never_reread_the_credentials_file(world, kind, tmp_path):
-    """What the README says: a client that has read the file keeps its keys, so pods that
+    """What docs/sdks.md says: a client that has read the file keeps its keys, so pods that
     outlive a session need the ECS endpoint, not the file."""
     need(kind)
     path = tmp_path / "credentials"
@@ -221,7 +221,7 @@ def test_long_lived_clients_never_reread_the_credentials_file(world, kind, tmp_p
     finally:
         c.close()
     keys = check_calls(world.sts.calls(tag), issued_map(world.fake))
-    assert keys == [first, first], "the SDK re-read the file: update the README"
+    assert keys == [first, first], "the SDK re-read the file: update docs/sdks.md"
 
 
 # ---- a serve restart ----------------------------------------------------------------------
@@ -292,7 +292,7 @@ def test_restart_keeps_token_variable_and_imds_clients_working(world, iamra_bin,
 
 def test_a_token_made_beforehand_is_kept_for_a_token_variable_client(world, iamra_bin,
                                                                       openbao_session, tmp_path):
-    """The README's recipe for one token on both sides: the token exists before the sidecar
+    """The recipe of docs/sdks.md for one token on both sides: the token exists before the sidecar
     starts (a Kubernetes Secret, ``defaultMode: 0400``), serve uses it as it is, and the app
     gets the same value in ``AWS_CONTAINER_AUTHORIZATION_TOKEN``."""
     token = secrets.token_hex(32)

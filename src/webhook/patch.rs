@@ -1,7 +1,7 @@
 //! The pure part of the webhook: a pod and what it asks for in, an RFC 6902 JSON Patch and
 //! warnings out. No I/O; every path in the patch is computed against the pod as it arrived.
 //!
-//! What a pod gets (constants below; see the README "Kubernetes with the webhook"):
+//! What a pod gets (constants below; see `docs/webhook.md`):
 //! - volumes [`AWS_VOLUME`] (`emptyDir`, `medium: Memory`) and [`TOKEN_VOLUME`] (a projected
 //!   ServiceAccount token for `--token-audience`, 600 s), or for a SPIFFE pod (annotation
 //!   `iamra-bootstrap/source: spiffe`) [`SPIFFE_VOLUME`] instead: the SPIFFE CSI driver's

@@ -166,7 +166,7 @@ def client(kind: str, endpoint: str, env: dict[str, str], log: pathlib.Path,
 
 
 def versions() -> dict[str, str]:
-    """The versions of the clients installed here (for the README table and test output)."""
+    """The versions of the clients installed here (printed at the start of an SDK-matrix run)."""
     out = {}
     lock = SDK / "js" / "package-lock.json"
     if lock.exists():

@@ -135,3 +135,13 @@ def sdk_refresh(request, tmp_path_factory):
     finally:
         scenario.abort.set()
         scenario.join(timeout=60)
+
+
+def pytest_collection_finish(session):
+    """Say which client versions the SDK matrix runs, when it runs (the docs do not type them)."""
+    if any(item.path.name == "test_sdk_matrix.py" for item in session.items):
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            got = sdk.versions()
+            reporter.write_line("SDK matrix clients: " + (", ".join(
+                f"{name} {version}" for name, version in got.items()) or "none installed"))
