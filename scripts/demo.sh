@@ -24,10 +24,20 @@ for tool in cargo python3 curl; do
   command -v "$tool" >/dev/null || { echo "demo: error: $tool is needed (see README, \"Try it\")" >&2; exit 1; }
 done
 
-step "installing what the demo needs (scripts/setup.sh demo)"
+mkdir -p .work
+step "building the binary (cargo build --profile quick) while setup installs what the demo needs (scripts/setup.sh demo)"
+cargo build --locked --profile quick >.work/demo-build.log 2>&1 &
+build_pid=$!
+trap 'kill "$build_pid" 2>/dev/null || true' EXIT
 bash scripts/setup.sh demo
-step "building the binary (cargo build --profile quick)"
-cargo build --locked --profile quick
+step "setup done; waiting for the build"
+if ! wait "$build_pid"; then
+  cat .work/demo-build.log >&2
+  echo "demo: error: the build failed (above)" >&2
+  exit 1
+fi
+trap - EXIT
+tail -n 1 .work/demo-build.log
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir=$repo/$target_dir ;; esac
 bin=$target_dir/quick/iamra-bootstrap

@@ -4,19 +4,18 @@
 # Anywhere endpoint, botocore, the SDK matrix's clients, moto and podman. Installs what it needs
 # (scripts/setup.sh test: root, apt and Node.js >= 20, see the README).
 #
-# Two binaries, each for what it is good at:
-#   - the integration tests run a static musl binary of the `quick` profile (no LTO, parallel
-#     codegen: built in a fraction of the release build's time; the same code) through IAMRA_BIN;
-#   - the shipped binary (`--release`: fat LTO, size first) is built once and is what the container
-#     test puts in the image and checks the size of (IAMRA_IMAGE_BIN).
-# The SDK matrix's refresh scenario must outlive an 11-minute session
-# (tests/support/sdk_refresh.py), so it starts in a pytest process of its own as soon as the
-# quick binary exists and runs beside every later stage; the main pytest run leaves it out, and
-# its result is printed and counted at the end. Every stage line carries the time and the seconds
+# The integration tests run the shipped binary (static musl, `--release`: fat LTO, size first),
+# the one the container test puts in the image: one build serves every stage. It builds while
+# setup installs the test tools. The SDK matrix's refresh scenario must outlive an 11-minute
+# session (tests/support/sdk_refresh.py), so it starts in a pytest process of its own as soon as
+# the binary exists and runs beside every later stage; the main pytest run leaves it out, and its
+# result is printed and counted at the end. Every stage line carries the time and the seconds
 # since the start; pytest lists every skip with its reason (-rs) and the slowest tests.
 #
 # With arguments, they are passed to one pytest run of everything they select (no background
-# run): `bash scripts/test.sh -k serve`.
+# run): `bash scripts/test.sh -k serve`. IAMRA_BIN set: that binary is tested instead (e.g. a
+# quick build, `cargo build --profile quick --target x86_64-unknown-linux-musl`); the release
+# build is still made for the image.
 # CI_LINTS=1 (.ci/run) also runs clippy and the one-TLS-provider check while the refresh runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,22 +23,16 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 stage() { printf '== %s +%ds %s\n' "$(date +%T)" $(($(date +%s) - t0)) "$*"; }
 
-stage "setup (scripts/setup.sh test)"
-SETUP_CONTAINERS=1 bash scripts/setup.sh test
+stage "setup: the static build's needs (scripts/setup.sh build)"
+bash scripts/setup.sh build
 
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir=$PWD/$target_dir ;; esac
-
-stage "quick build (static, musl): the binary the integration tests run"
-cargo build --locked --profile quick --target x86_64-unknown-linux-musl
-export IAMRA_BIN="$target_dir/x86_64-unknown-linux-musl/quick/iamra-bootstrap"
-ls -l "$IAMRA_BIN"
-
-pytest_args=(-q -rs -p no:cacheprovider)
-refresh_test=tests/test_sdk_matrix.py::test_refresh_no_call_signed_with_an_expired_key
+release_bin="$target_dir/x86_64-unknown-linux-musl/release/iamra-bootstrap"
 work=$(mktemp -d "${TMPDIR:-/tmp}/iamra-test.XXXXXX")
-refresh_pid=
+build_pid= refresh_pid=
 cleanup() {
+  if [ -n "$build_pid" ]; then kill "$build_pid" 2>/dev/null || true; fi
   if [ -n "$refresh_pid" ]; then   # SIGINT: pytest stops its OpenBao, serve and clients
     kill -INT "$refresh_pid" 2>/dev/null || true
     wait "$refresh_pid" 2>/dev/null || true
@@ -47,6 +40,25 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+stage "release build (static, musl) in the background, while setup installs the test tools"
+cargo build --release --locked --target x86_64-unknown-linux-musl >"$work/build.log" 2>&1 &
+build_pid=$!
+stage "setup: the test tools (scripts/setup.sh test)"
+SETUP_CONTAINERS=1 bash scripts/setup.sh test
+stage "release build: waiting for it"
+build_status=0
+wait "$build_pid" || build_status=$?
+build_pid=
+cat "$work/build.log"
+[ "$build_status" -eq 0 ] || { echo "release build failed (exit $build_status)"; exit "$build_status"; }
+ls -l "$release_bin"
+export IAMRA_IMAGE_BIN="$release_bin"
+export IAMRA_BIN="${IAMRA_BIN:-$release_bin}"
+[ "$IAMRA_BIN" = "$release_bin" ] || echo "IAMRA_BIN=$IAMRA_BIN: the integration tests run that binary"
+
+pytest_args=(-q -rs -p no:cacheprovider)
+refresh_test=tests/test_sdk_matrix.py::test_refresh_no_call_signed_with_an_expired_key
 
 # The AWS SDK for Rust client of the SDK matrix (tests/sdk/rust: aws-config + aws-sdk-sts, its
 # own Cargo.lock, not part of the product). Its first build takes minutes, so it is built only
@@ -83,11 +95,6 @@ fi
 
 stage "cargo test (unit + KAT)"
 cargo test --locked 2>&1 | tail -n 25
-
-stage "release build (static, musl): the shipped binary, for the image"
-cargo build --release --locked --target x86_64-unknown-linux-musl
-export IAMRA_IMAGE_BIN="$target_dir/x86_64-unknown-linux-musl/release/iamra-bootstrap"
-ls -l "$IAMRA_IMAGE_BIN"
 
 # arm64 (optional, slow: a second LTO build): built when asked (BUILD_ARM64=1), and kept up to
 # date when a previous build is cached; tests/test_arm64.py skips, saying why, without it.

@@ -32,7 +32,8 @@ UTF-8 are skipped as binary data):
   (``UNSUPPORTED_HELPER_FLAGS`` in ``src/main.rs``), or one of ``FOREIGN_FLAGS`` below; every
   ``IAMRA_*`` name is an option's variable, or a setting the scripts and tests read themselves
   (``IAMRA_BIN``: read through ``os.environ`` or ``$NAME`` in ``tests/``, ``scripts/``, …).
-  Another tool's flag goes in a span that names the tool (```kubectl --context```).
+  Another program's flag goes in a span that names the program (```kubectl --context```), or
+  in ``FOREIGN_FLAGS`` with the reason.
 
 No binary, no network: plain file reads, well under a second.
 """
@@ -309,7 +310,8 @@ def test_cited_source_paths_exist():
 # ---- the binary's surface: commands, flags and IAMRA_* variables the docs name ------------
 
 REFERENCE = "docs/reference.md"
-# Flags of other programs that the docs name in a span of their own, with why.
+# Flags of other programs that the docs name in a span of their own (rather than in a span that
+# names the program), with why.
 FOREIGN_FLAGS = {
     "--pkcs11-pin": "the Roles Anywhere User Guide names it; aws_signing_helper has no such flag",
     "--reuse-latest-expiring-certificate": "the same (User Guide only)",
@@ -401,7 +403,9 @@ def surface_errors(name: str, text: str, s: Surface) -> list[str]:
             m = BARE_FLAG_RE.fullmatch(code.strip())
             if m and m.group(1) not in every_flag | s.refused | set(FOREIGN_FLAGS):
                 bad.append(f"{where(name, text, offset)}: `{code}`: no command of the binary "
-                           f"has {m.group(1)} (another tool's flag: name the tool in the span)")
+                           f"has {m.group(1)} (another program's flag: name the program in the span, "
+                           "`kubectl --context`, or add it to FOREIGN_FLAGS in tests/test_docs.py "
+                           "with the reason)")
     for m in re.finditer(r"\bIAMRA_[A-Z0-9_]*[A-Z0-9]\b", text):
         if m.group(0) not in s.variables | s.harness:
             bad.append(f"{where(name, text, m.start())}: {m.group(0)} is no option's variable "
