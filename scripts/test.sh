@@ -35,6 +35,8 @@ cleanup() {
   if [ -n "$build_pid" ]; then kill "$build_pid" 2>/dev/null || true; fi
   if [ -n "$refresh_pid" ]; then   # SIGINT: pytest stops its OpenBao, serve and clients
     kill -INT "$refresh_pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$refresh_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -TERM "$refresh_pid" 2>/dev/null || true
     wait "$refresh_pid" 2>/dev/null || true
   fi
   rm -rf "$work"
@@ -77,7 +79,11 @@ fi
 
 if [ $# -eq 0 ]; then
   stage "SDK refresh scenario: started in the background ($refresh_test)"
-  .venv/bin/python -m pytest "$refresh_test" "${pytest_args[@]}" --basetemp="$work/refresh" \
+  # A background job of a script ignores SIGINT; this pytest takes it back, so that the cleanup
+  # below can interrupt it and its fixtures still stop their OpenBao, serve and clients.
+  .venv/bin/python -c 'import signal, sys, pytest
+signal.signal(signal.SIGINT, signal.default_int_handler)
+sys.exit(pytest.main(sys.argv[1:]))' "$refresh_test" "${pytest_args[@]}" --basetemp="$work/refresh" \
     >"$work/refresh.log" 2>&1 &
   refresh_pid=$!
 fi
