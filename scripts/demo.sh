@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on this machine, from a bare checkout (no root, no cluster, no AWS):
 #   1. installs only what the demo needs (scripts/setup.sh demo: a Python venv with OpenBao,
-#      cryptography, PyJWT, botocore) and builds the binary with the `quick` profile (no LTO,
-#      parallel codegen; the size-optimised `release` profile is for the image and the published
-#      binary, scripts/build-image.sh);
+#      cryptography, PyJWT, botocore) and, at the same time, builds the binary with the `demo`
+#      profile (Cargo.toml: the fastest from scratch; the size-optimised `release` profile is for
+#      the image and the published binary, scripts/build-image.sh);
 #   2. starts a local OpenBao dev server configured by vault/configure.sh, with a fake
 #      Kubernetes TokenReview API and a ServiceAccount token for payments/bootstrapper
 #      (vault/dev.sh);
@@ -25,8 +25,8 @@ for tool in cargo python3 curl; do
 done
 
 mkdir -p .work
-step "building the binary (cargo build --profile quick) while setup installs what the demo needs (scripts/setup.sh demo)"
-cargo build --locked --profile quick >.work/demo-build.log 2>&1 &
+step "building the binary (cargo build --profile demo) while setup installs what the demo needs (scripts/setup.sh demo)"
+cargo build --locked --profile demo >.work/demo-build.log 2>&1 &
 build_pid=$!
 trap 'kill "$build_pid" 2>/dev/null || true' EXIT
 bash scripts/setup.sh demo
@@ -40,7 +40,7 @@ trap - EXIT
 tail -n 1 .work/demo-build.log
 target_dir=${CARGO_TARGET_DIR:-target}
 case "$target_dir" in /*) ;; *) target_dir=$repo/$target_dir ;; esac
-bin=$target_dir/quick/iamra-bootstrap
+bin=$target_dir/demo/iamra-bootstrap
 
 step "starting OpenBao (dev) and the fake TokenReview API"
 bash vault/dev.sh start
