@@ -73,7 +73,7 @@ build() {
 
 tests() {
   venv
-  if ! .venv/bin/python -c 'import botocore, boto3, cryptography, moto, pytest, kubernetes_validate, jsonpatch, dilithium_py; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
+  if ! .venv/bin/python -c 'import botocore, boto3, cryptography, moto, pytest, kubernetes_validate, jsonpatch, dilithium_py, grpc, grpc_tools; from cryptography.hazmat.primitives.asymmetric import mldsa' 2>/dev/null \
      || [ ! -x .venv/bin/bao ] || [ ! -x .venv/bin/aws ]; then
     log "installing Python test requirements"
     .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
