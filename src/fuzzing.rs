@@ -56,7 +56,7 @@ pub fn certificates(data: &[u8], key_pem: &[u8]) {
     let leaf = certs.remove(0);
     let key = crate::keys::SigningKey::from_pem_or_der(key_pem).expect("the fuzz target's key");
     if let Ok(id) = crate::material::Identity::new(leaf, certs, key, NOW) {
-        assert!(id.chain_der.len() <= crate::material::MAX_CHAIN);
+        assert!(id.chain_der.len() <= crate::limits::MAX_CHAIN);
         assert!(
             id.serial_decimal
                 .bytes()

@@ -14,6 +14,10 @@
 //!   `[A-Za-z0-9=,.@_-]`; a profile name 1–128 characters of `[A-Za-z0-9_.@+=,:/-]` (nothing that
 //!   could open a new INI section or line); session durations
 //!   [`MIN_SESSION_DURATION`]–[`MAX_SESSION_DURATION`] seconds (flag and pod annotation alike);
+//! - key and certificate files: a key derivation asks at most [`MAX_PBKDF2_ITERATIONS`] PBKDF2
+//!   iterations, [`MAX_SCRYPT_MEMORY`] and [`MAX_SCRYPT_PARALLELISM`] lanes of scrypt, or
+//!   [`MAX_PKCS12_ITERATIONS`] in a PKCS#12 file (refused before any work); a chain carries at
+//!   most [`MAX_CHAIN`] intermediates;
 //! - credentials from Roles Anywhere ([`check_credentials`]): access key id 16–128 of
 //!   `[A-Za-z0-9]` (IAM's `accessKeyIdType`), secret access key 16–256 and session token
 //!   16–[`MAX_SESSION_TOKEN_LEN`] of the base64 alphabet `[A-Za-z0-9+/=]`, an expiration in the
@@ -99,6 +103,22 @@ pub(crate) const MAX_SERVE_BODY: u64 = 64 * KIB;
 /// webhook's: 64 MiB), so that the client, still sending, gets its 413 instead of a reset; a
 /// larger one is refused at once ([`crate::server`]).
 pub(crate) const BODY_DRAIN_FACTOR: u64 = 16;
+/// The most intermediates `X-Amz-X509-Chain` may carry (Roles Anywhere's own limit).
+pub(crate) const MAX_CHAIN: usize = 5;
+
+/// The most PBKDF2 iterations decrypted (OpenSSL writes 2,048, OWASP asks 600,000 for SHA-256):
+/// a file asking for billions would burn the CPU for hours on the abandoned loader thread
+/// after `--timeout` ended the run ([`crate::keys::within`]).
+pub(crate) const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// The most memory scrypt may take (128 · r · N bytes; OpenSSL's `-scrypt` takes 16 MiB): the
+/// whole run stays within 64 MB of memory with a key at this cap (64 MiB took 69 MB).
+pub(crate) const MAX_SCRYPT_MEMORY: u64 = 32 * MIB;
+/// The most scrypt lanes (p) computed one after the other.
+pub(crate) const MAX_SCRYPT_PARALLELISM: u16 = 16;
+/// The most iterations a PKCS#12 MAC or password-based encryption may ask for: p12-keystore's
+/// own cap, checked first so that the message says what is too much.
+pub(crate) const MAX_PKCS12_ITERATIONS: u32 = 1_000_000;
+
 /// A Vault role or PKI role name in a pod annotation (`iamra-bootstrap/vault-role`,
 /// `iamra-bootstrap/pki-role`).
 pub(crate) const MAX_ANNOTATION_ROLE_NAME_LEN: usize = 128;

@@ -20,14 +20,12 @@ use rustls_pki_types::pem::PemObject;
 use x509_parser::prelude::*;
 
 use crate::keys::{KeyError, SigningKey};
+use crate::limits::MAX_CHAIN;
 use crate::timefmt::{self, Style};
 
 fn human(t: OffsetDateTime) -> String {
     timefmt::format(t, Style::Human)
 }
-
-/// The most intermediates `X-Amz-X509-Chain` may carry.
-pub(crate) const MAX_CHAIN: usize = 5;
 
 /// What is wrong with the certificate material.
 #[derive(Debug)]

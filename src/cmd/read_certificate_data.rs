@@ -9,7 +9,6 @@
 //! or DER. The file is read through [`crate::bounded`] (capped, given up at `--timeout`).
 
 use std::io::Write;
-use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -17,7 +16,6 @@ use serde::Serialize;
 use x509_parser::prelude::FromDer;
 
 use crate::cli::ReadCertificateDataArgs;
-use crate::config::ConfigError;
 use crate::error::Error;
 use crate::keys::oids;
 use crate::limits::MAX_CERTIFICATE_FILE;
@@ -73,12 +71,9 @@ pub(crate) fn describe(der: &[u8], origin: &str) -> Result<CertificateData, Mate
 
 /// Runs the command.
 pub(crate) fn run(args: ReadCertificateDataArgs) -> Result<(), Error> {
-    let path =
-        args.cert.certificate.as_ref().ok_or_else(|| {
-            ConfigError("missing --certificate: the certificate file to read".into())
-        })?;
-    let deadline = Instant::now() + crate::config::timeout(&args.deadline)?;
-    let bytes = material::read_input("certificate", path, MAX_CERTIFICATE_FILE, deadline)?;
+    let plan = crate::config::plan_read_certificate_data(&args)?;
+    let path = &plan.certificate;
+    let bytes = material::read_input("certificate", path, MAX_CERTIFICATE_FILE, plan.deadline)?;
     let origin = path.display().to_string();
     let leaf = material::parse_certificates(&bytes, &origin)?.remove(0);
     let data = describe(&leaf, &origin)?;

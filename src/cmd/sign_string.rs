@@ -9,35 +9,19 @@
 //! [`crate::bounded`] and the key is loaded within `--timeout` ([`crate::keys::load_before`]).
 
 use std::io::Write;
-use std::time::Instant;
 
-use crate::cli::{self, SignFormat, SignStringArgs};
-use crate::config::ConfigError;
+use crate::cli::{SignFormat, SignStringArgs};
+use crate::config::{self, ConfigError};
 use crate::error::Error;
-use crate::keys::{self, Digest};
+use crate::keys;
 use crate::limits::{MAX_CERTIFICATE_FILE, MAX_PRIVATE_KEY_FILE};
 use crate::material::{self, MaterialError};
 
-impl From<cli::SignDigest> for Digest {
-    fn from(d: cli::SignDigest) -> Self {
-        match d {
-            cli::SignDigest::Sha256 => Digest::Sha256,
-            cli::SignDigest::Sha384 => Digest::Sha384,
-            cli::SignDigest::Sha512 => Digest::Sha512,
-        }
-    }
-}
-
 /// Runs the command.
 pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
-    let path = args.key.private_key.as_ref().ok_or_else(|| {
-        ConfigError(
-            "missing --private-key: the key file to sign the helper's test string with".into(),
-        )
-    })?;
-    let deadline = Instant::now() + crate::config::timeout(&args.deadline)?;
+    let plan = config::plan_sign_string(&args)?;
+    let (path, password, deadline) = (&plan.private_key, plan.password, plan.deadline);
     let bytes = material::read_input("private key", path, MAX_PRIVATE_KEY_FILE, deadline)?;
-    let password = crate::config::key_password(&args.key, deadline)?;
     let origin = format!("private key {}", path.display());
     let key = keys::load_before(&bytes, password.as_ref(), deadline).map_err(|source| {
         MaterialError::Key {
@@ -45,7 +29,7 @@ pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
             source,
         }
     })?;
-    if let Some(cert) = &args.cert.certificate {
+    if let Some(cert) = &plan.certificate {
         let der = material::read_input("certificate", cert, MAX_CERTIFICATE_FILE, deadline)?;
         let leaf = material::parse_certificates(&der, &cert.display().to_string())?.remove(0);
         if !key.matches_certificate(&leaf) {
@@ -58,17 +42,17 @@ pub(crate) fn run(args: SignStringArgs) -> Result<(), Error> {
         }
     }
     let message = key.helper_test_message();
-    if args.debug {
+    if plan.debug {
         eprintln!(
             "signing the fixed string \"AWS Roles Anywhere Credential Helper Signing Test\" || SIGN_STRING_TEST_VERSION || SHA256(\"IAM RA\" || PUBLIC_KEY_BYTE_ARRAY) with {} and {:?}",
             key.describe(),
-            args.digest
+            plan.digest
         );
     }
     let sig = key
-        .sign_with(args.digest.into(), &message)
+        .sign_with(plan.digest, &message)
         .map_err(|source| MaterialError::Key { origin, source })?;
-    let out = match args.format {
+    let out = match plan.format {
         SignFormat::Json => format!("\"{}\"", hex::encode(&sig)).into_bytes(),
         SignFormat::Text => hex::encode(&sig).into_bytes(),
         SignFormat::Bin => sig,

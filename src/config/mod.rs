@@ -1,12 +1,13 @@
 //! Validation and planning: raw flags ([`crate::cli`]) and the environment in, one plan per
 //! command out ([`plan_init`], [`plan_credential_process`], [`plan_serve`], [`plan_update`],
-//! [`plan_webhook`]), each holding the settings types of the modules that consume them
-//! (`rolesanywhere::Settings`, a `Source`, the credentials-file `Output`, the cache,
-//! `serve::Settings`, `webhook::Settings`). Every field is already usable (ARNs parsed, regions
-//! agree, durations in range, files named, Vault's client built) before any network call. This
-//! is the only module that knows both clap's types and the domain's; it is split by consumer:
-//! [`rolesanywhere`], [`vault`], [`source`] (SPIFFE, files or Vault, the key's password), [`output`]
-//! (credentials file, cache), [`serve`], [`webhook`].
+//! [`plan_webhook`], [`plan_sign_string`], [`plan_read_certificate_data`]), each holding the
+//! settings types of the modules that consume them (`rolesanywhere::Settings`, a `Source`, the
+//! credentials-file `Output`, the cache, `serve::Settings`, `webhook::Settings`). Every field
+//! is already usable (ARNs parsed, regions agree, durations in range, files named, Vault's
+//! client built) before any network call. This is the only module that knows both clap's types
+//! and the domain's; it is split by consumer: [`rolesanywhere`], [`vault`], [`source`] (SPIFFE,
+//! files or Vault, the key's password), [`output`] (credentials file, cache), [`serve`],
+//! [`webhook`].
 //!
 //! Environment precedence for each option: flag, then `IAMRA_*` (read by clap), then the
 //! legacy names a pod spec for the python init container used (`ANCHOR_ARN`, `PROFILE_ARN`,
@@ -28,14 +29,17 @@ use std::time::{Duration, Instant};
 
 use crate::aws::cache::Cache;
 use crate::aws::credentials_file::Output;
+use std::path::PathBuf;
+
 use crate::cli::{
-    CredentialProcessArgs, InitArgs, LogFormat, ServeArgs, TimeoutArgs, UpdateArgs, WebhookArgs,
+    self, CredentialProcessArgs, InitArgs, LogFormat, ReadCertificateDataArgs, ServeArgs,
+    SignFormat, SignStringArgs, TimeoutArgs, UpdateArgs, WebhookArgs,
 };
+use crate::keys::Digest;
 use crate::limits;
 use crate::logging;
+use crate::secret::Secret;
 use crate::source::Source;
-
-pub(crate) use source::key_password;
 
 /// Reads environment variables (empty values count as unset).
 pub(crate) trait Env {
@@ -297,6 +301,71 @@ pub(crate) fn plan_update(a: &UpdateArgs, env: &dyn Env) -> Result<UpdatePlan, C
 /// region (the webhook reads no other environment).
 pub(crate) fn plan_webhook(a: &WebhookArgs) -> Result<crate::webhook::Settings, ConfigError> {
     webhook::settings(a)
+}
+
+/// `sign-string`, planned (offline: no environment but the flags' own variables).
+#[derive(Debug)]
+pub(crate) struct SignStringPlan {
+    /// `--private-key`.
+    pub(crate) private_key: PathBuf,
+    /// `--certificate`, which must hold the key's public key.
+    pub(crate) certificate: Option<PathBuf>,
+    /// The key's password, read from its file when given as one.
+    pub(crate) password: Option<Secret>,
+    /// `--timeout` from now: reads and key derivation end by then.
+    pub(crate) deadline: Instant,
+    /// `--digest`.
+    pub(crate) digest: Digest,
+    /// `--format`.
+    pub(crate) format: SignFormat,
+    /// `--debug`.
+    pub(crate) debug: bool,
+}
+
+/// `sign-string`'s flags, validated.
+pub(crate) fn plan_sign_string(a: &SignStringArgs) -> Result<SignStringPlan, ConfigError> {
+    let private_key = a.key.private_key.clone().ok_or_else(|| {
+        ConfigError(
+            "missing --private-key: the key file to sign the helper's test string with".into(),
+        )
+    })?;
+    let deadline = Instant::now() + timeout(&a.deadline)?;
+    Ok(SignStringPlan {
+        private_key,
+        certificate: a.cert.certificate.clone(),
+        password: source::key_password(&a.key, deadline)?,
+        deadline,
+        digest: match a.digest {
+            cli::SignDigest::Sha256 => Digest::Sha256,
+            cli::SignDigest::Sha384 => Digest::Sha384,
+            cli::SignDigest::Sha512 => Digest::Sha512,
+        },
+        format: a.format,
+        debug: a.debug,
+    })
+}
+
+/// `read-certificate-data`, planned.
+#[derive(Debug)]
+pub(crate) struct ReadCertificateDataPlan {
+    /// `--certificate`.
+    pub(crate) certificate: PathBuf,
+    /// `--timeout` from now: the read ends by then.
+    pub(crate) deadline: Instant,
+}
+
+/// `read-certificate-data`'s flags, validated.
+pub(crate) fn plan_read_certificate_data(
+    a: &ReadCertificateDataArgs,
+) -> Result<ReadCertificateDataPlan, ConfigError> {
+    let certificate =
+        a.cert.certificate.clone().ok_or_else(|| {
+            ConfigError("missing --certificate: the certificate file to read".into())
+        })?;
+    Ok(ReadCertificateDataPlan {
+        certificate,
+        deadline: Instant::now() + timeout(&a.deadline)?,
+    })
 }
 
 /// The log format flag as the logger takes it.

@@ -125,7 +125,7 @@ pub(super) fn spiffe_source(
 /// `IAMRA_PKCS8_PASSWORD_FILE`), or `--pkcs8-password` (or `IAMRA_PKCS8_PASSWORD`), not both.
 /// From a file, one trailing newline (`\n` or `\r\n`) is dropped and nothing else: spaces may
 /// be part of a password. Neither the value nor the file's content ever goes in a message.
-pub(crate) fn key_password(
+pub(super) fn key_password(
     a: &PrivateKeyArgs,
     deadline: Instant,
 ) -> Result<Option<Secret>, ConfigError> {

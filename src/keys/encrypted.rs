@@ -18,6 +18,7 @@ use pkcs8::spki::AlgorithmIdentifierRef;
 use zeroize::Zeroizing;
 
 use super::KeyError;
+use crate::limits::{MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_PARALLELISM};
 use crate::secret::Secret;
 
 const OID_PBES2: &str = "1.2.840.113549.1.5.13";
@@ -93,16 +94,6 @@ pub(crate) fn decrypt_pkcs8(
         ))),
     }
 }
-
-/// The most PBKDF2 iterations decrypted (OpenSSL writes 2,048, OWASP asks 600,000 for SHA-256):
-/// a file asking for billions would burn the CPU for hours on the abandoned loader thread
-/// after `--timeout` ended the run ([`super::within`]).
-pub(crate) const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
-/// The most memory scrypt may take (128 · r · N bytes; OpenSSL's `-scrypt` takes 16 MiB): the
-/// whole run stays within 64 MB of memory with a key at this cap (64 MiB took 69 MB).
-pub(crate) const MAX_SCRYPT_MEMORY: u64 = 32 * 1024 * 1024;
-/// The most scrypt lanes (p) computed one after the other.
-pub(crate) const MAX_SCRYPT_PARALLELISM: u16 = 16;
 
 /// Refuses key-derivation parameters above [`MAX_PBKDF2_ITERATIONS`], [`MAX_SCRYPT_MEMORY`] or
 /// [`MAX_SCRYPT_PARALLELISM`], before any work is done.

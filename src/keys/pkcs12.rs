@@ -9,6 +9,7 @@
 //! [`KeyError::WrongPassword`]; the password never appears in a message.
 
 use super::{KeyError, SigningKey};
+use crate::limits::MAX_PKCS12_ITERATIONS;
 use crate::secret::Secret;
 
 /// What a PKCS#12 file holds, the leaf told from the chain.
@@ -37,10 +38,6 @@ pub(crate) fn looks_like_pkcs12(bytes: &[u8]) -> bool {
     };
     bytes.get(header..header + 3) == Some(&[0x02, 0x01, 0x03])
 }
-
-/// The most iterations a PKCS#12 MAC or password-based encryption may ask for: p12-keystore's
-/// own cap, checked here first so that the message says what is too much.
-pub(crate) const MAX_PKCS12_ITERATIONS: u32 = 1_000_000;
 
 const OID_DATA: &str = "1.2.840.113549.1.7.1";
 const OID_ENCRYPTED_DATA: &str = "1.2.840.113549.1.7.6";

@@ -328,7 +328,7 @@ async fn answer(req: http::Request<Incoming>, handler: &dyn Handler, limits: Lim
         Ok(body) => handler.handle(&parts, body),
         Err(e) => {
             let status = e.status();
-            tracing::warn!(status = status.as_u16(), path = %parts.uri.path(), error = %e, "request refused");
+            tracing::warn!(status = status.as_u16(), path = %crate::limits::field(parts.uri.path()), error = %e, "request refused");
             handler.refused(status);
             Reply::text(status, format!("{e}\n"))
         }
