@@ -158,7 +158,7 @@ pub(crate) fn split_der(mut der: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 
 /// The leaf plus the most intermediates Roles Anywhere takes, plus a root the agent may add.
 fn limits_chain() -> usize {
-    crate::material::MAX_CHAIN + 2
+    crate::limits::MAX_CHAIN + 2
 }
 
 /// Which SVID to use when the agent offers several: `--spiffe-id`, `--spiffe-hint`, or the
