@@ -199,7 +199,8 @@ def vault_paths(ob, mark) -> list[str]:
 
 def create_token(ob, ttl: str = "10m") -> str:
     r = ob.api("POST", "auth/token/create",
-               {"policies": ["bootstrapper"], "no_default_policy": True, "ttl": ttl})
+               {"policies": ["bootstrapper", ob.fixed_policy], "no_default_policy": True,
+                "ttl": ttl})
     assert r.status_code == 200, r.text
     return r.json()["auth"]["client_token"]
 
@@ -230,7 +231,8 @@ def test_jwt_auth(init, openbao, ra, tmp_path):
 def test_approle_auth(init, openbao, ra, tmp_path):
     mark = openbao.audit_mark()
     init("--vault-auth", "approle", "--approle-role-id", openbao.approle_role_id,
-         "--approle-secret-id-file", openbao.approle_secret_id_file, ra=ra).ok()
+         "--approle-secret-id-file", openbao.approle_secret_id_file,
+         "--pki-role", openbao.fixed_role, cn=openbao.fixed_role_cn, ra=ra).ok()
     assert login_paths(openbao, mark) == ["auth/approle/login"]
     assert_profile(tmp_path / "aws" / "credentials", "default", ra.issued[-1])
 
@@ -238,9 +240,12 @@ def test_approle_auth(init, openbao, ra, tmp_path):
 def test_token_auth_from_vault_token(init, openbao, ra, tmp_path):
     token = create_token(openbao)
     mark = openbao.audit_mark()
-    init("--vault-auth", "token", env={"VAULT_TOKEN": token}, ra=ra).ok()
+    # A token without a ServiceAccount signs with the fixed-CN role.
+    init("--vault-auth", "token", "--pki-role", openbao.fixed_role,
+         env={"VAULT_TOKEN": token}, ra=ra, cn=openbao.fixed_role_cn).ok()
     assert login_paths(openbao, mark) == []
-    signs = [r for r in openbao.requests_since(mark) if r["path"] == "pki_int/sign/bootstrapper"]
+    signs = [r for r in openbao.requests_since(mark)
+             if r["path"] == f"pki_int/sign/{openbao.fixed_role}"]
     assert signs and signs[-1]["client_token"] == token
     assert_profile(tmp_path / "aws" / "credentials", "default", ra.issued[-1])
 
@@ -277,15 +282,15 @@ def test_key_types_and_pki_modes(init, openbao, ra, key_type, kind, size, mode):
         assert isinstance(public, rsa.RSAPublicKey) and public.key_size == size
         assert ra.requests[-1].headers["authorization"].startswith("AWS4-X509-RSA-SHA256 ")
     paths = vault_paths(openbao, mark)
-    assert f"pki_int/{mode}/bootstrapper" in paths
+    assert f"pki_int/{mode}/{openbao.pki_role}" in paths
     other = "issue" if mode == "sign" else "sign"
-    assert f"pki_int/{other}/bootstrapper" not in paths
+    assert f"pki_int/{other}/{openbao.pki_role}" not in paths
 
 
 def test_pki_mode_and_key_type_from_the_environment(init, openbao, ra):
     mark = openbao.audit_mark()
     init(env={"IAMRA_PKI_MODE": "issue", "IAMRA_KEY_TYPE": "rsa-2048"}, ra=ra).ok()
-    assert "pki_int/issue/bootstrapper" in vault_paths(openbao, mark)
+    assert f"pki_int/issue/{openbao.pki_role}" in vault_paths(openbao, mark)
     assert isinstance(sent_leaf(ra).public_key(), rsa.RSAPublicKey)
 
 
@@ -608,7 +613,8 @@ def test_no_secret_in_output_at_debug_level(init, openbao, ra, tmp_path, sa_toke
     extra = ["--log-level", "debug", "--debug", "--pki-mode", mode]
     if auth == "approle":
         extra += ["--vault-auth", "approle", "--approle-role-id", openbao.approle_role_id,
-                  "--approle-secret-id-file", openbao.approle_secret_id_file]
+                  "--approle-secret-id-file", openbao.approle_secret_id_file,
+                  "--pki-role", openbao.fixed_role, "--common-name", openbao.fixed_role_cn]
     run = init(*extra, ra=ra).ok()
     issued = openbao.issued_tokens(mark)
     assert len(issued) == 1
@@ -630,7 +636,7 @@ def test_no_secret_in_output_at_debug_level(init, openbao, ra, tmp_path, sa_toke
     if mode == "issue":
         entries = [e for e in openbao.audit_entries(mark)
                    if e.get("type") == "response"
-                   and (e.get("request") or {}).get("path") == "pki_int/issue/bootstrapper"]
+                   and (e.get("request") or {}).get("path") == f"pki_int/issue/{openbao.fixed_role}"]
         key_pem = entries[-1]["response"]["data"]["private_key"]
         secrets["issued private key"] = key_pem.splitlines()[1]
     for what, value in secrets.items():

@@ -122,11 +122,14 @@ def test_configure_is_idempotent_with_a_generated_root(openbao_factory):
     r = ob.api("GET", f"{ob.pki_mount}/cert/ca_chain", token=None)
     assert pem_certs(r.json()["data"]["ca_chain"]) == [inter, root]
 
-    # The policy as written, with the default names.
+    # The policies as written: the templated role in the shared one, the fixed-CN role in its own.
     policy = ob.api("GET", "sys/policies/acl/bootstrapper").json()["data"]["policy"]
-    for path in ("pki_int/sign/bootstrapper", "pki_int/issue/bootstrapper",
-                 "pki_int/sign/workload", "pki_int/issue/workload", "auth/token/revoke-self"):
+    for path in ("pki_int/sign/workload", "pki_int/issue/workload", "auth/token/revoke-self"):
         assert f'path "{path}"' in policy
+    assert "pki_int/sign/ci" not in policy and "pki_int/issue/ci" not in policy
+    fixed = ob.api("GET", "sys/policies/acl/pki-fixed-ci").json()["data"]["policy"]
+    assert 'path "pki_int/sign/ci"' in fixed and 'path "pki_int/issue/ci"' in fixed
+    assert "workload" not in fixed and "auth/token" not in fixed
 
 
 @pytest.mark.parametrize("key_kind", ["p256", "p384", "rsa2048", "rsa4096"])
@@ -154,10 +157,12 @@ def test_issue_mode_returns_a_key_and_the_same_kind_of_leaf(openbao):
 
 def test_fixed_role_refuses_another_common_name(openbao):
     ob = openbao
-    token = login(ob)["client_token"]
-    r = sign(ob, token, ob.pki_role, "evil.example.com")
-    assert r.status_code == 400
-    assert "not allowed by this role" in r.json()["errors"][0]
+    token = login(ob, "approle")["client_token"]
+    assert sign(ob, token, ob.fixed_role, ob.fixed_role_cn).status_code == 200
+    for role in (ob.fixed_role, ob.pki_templated_role):
+        r = sign(ob, token, role, "evil.example.com")
+        assert r.status_code == 400
+        assert "not allowed by this role" in r.json()["errors"][0]
 
 
 @pytest.mark.parametrize("method", ["kubernetes", "jwt"])
@@ -182,6 +187,7 @@ def test_policy_grants_pki_sign_and_issue_only(openbao):
     assert auth["metadata"]["service_account_name"] == ob.sa_name
     denied = [
         ("POST", f"{ob.pki_mount}/sign/not-ours", {"csr": "x"}),
+        ("POST", f"{ob.pki_mount}/sign/{ob.fixed_role}", {"csr": "x"}),   # approle's only
         ("POST", f"{ob.pki_mount}/roles/{ob.pki_role}", {"allowed_domains": ["x"]}),
         ("POST", f"{ob.pki_root_mount}/root/sign-intermediate", {"csr": "x"}),
         ("GET", "sys/mounts", None),
@@ -223,12 +229,20 @@ def test_kubernetes_login_goes_through_the_tokenreview_fake(openbao, tokenreview
         assert text in r.json()["errors"][0], (text, r.text)
 
 
-def test_jwt_and_approle_logins_get_the_same_policy(openbao):
+def role_and_cn(ob, method: str) -> tuple[str, str]:
+    """What a login by ``method`` signs with: approle has no ServiceAccount, so the fixed role."""
+    if method == "approle":
+        return ob.fixed_role, ob.fixed_role_cn
+    return ob.pki_role, ob.fixed_cn
+
+
+def test_jwt_and_approle_logins_get_their_policies(openbao):
     ob = openbao
-    for method in ("jwt", "approle"):
+    for method, policies in (("jwt", ["bootstrapper"]),
+                             ("approle", ["bootstrapper", ob.fixed_policy])):
         auth = login(ob, method)
-        assert auth["policies"] == ["bootstrapper"], method
-        r = sign(ob, auth["client_token"], ob.pki_role, ob.fixed_cn)
+        assert sorted(auth["policies"]) == policies, method
+        r = sign(ob, auth["client_token"], *role_and_cn(ob, method))
         assert r.status_code == 200, (method, r.text)
     r = ob.api("POST", "auth/jwt/login",
                {"role": ob.jwt_role, "jwt": ob.mint_sa_token(aud="other")}, token=None)
@@ -269,9 +283,10 @@ def cert_stored(ob, serial: str) -> bool:
 def test_pki_roles_store_and_lease_nothing_by_default(openbao):
     """no_store + no lease: a pod start costs PKI no storage write (vault/README.md, "Cost")."""
     ob = openbao
-    for role in (ob.pki_role, ob.pki_templated_role):
+    for role in (ob.fixed_role, ob.pki_templated_role):
         data = ob.api("GET", f"{ob.pki_mount}/roles/{role}").json()["data"]
         assert data["no_store"] is True and data["generate_lease"] is False, (role, data)
+        assert data["cn_validations"] == ["hostname"], (role, data)
     auth = login(ob)
     assert auth["token_type"] == "service" and auth["accessor"]
     r = sign(ob, auth["client_token"], ob.pki_role, ob.fixed_cn)
@@ -283,7 +298,7 @@ def test_pki_roles_store_and_lease_nothing_by_default(openbao):
 def test_batch_tokens_and_stored_leased_certificates_on_request(openbao_factory):
     ob = openbao_factory(configure=False)
     ob.configure(TOKEN_TYPE="batch", PKI_NO_STORE="false", PKI_GENERATE_LEASE="true")
-    for role in (ob.pki_role, ob.pki_templated_role):
+    for role in (ob.fixed_role, ob.pki_templated_role):
         data = ob.api("GET", f"{ob.pki_mount}/roles/{role}").json()["data"]
         assert data["no_store"] is False and data["generate_lease"] is True, (role, data)
     accessors = ob.token_accessors()
@@ -292,10 +307,11 @@ def test_batch_tokens_and_stored_leased_certificates_on_request(openbao_factory)
         # A batch token: not in storage (no accessor), not renewable, still the same policy.
         assert auth["token_type"] == "batch", (method, auth)
         assert not auth["accessor"] and auth["renewable"] is False
-        assert auth["policies"] == ["bootstrapper"]
-        r = sign(ob, auth["client_token"], ob.pki_role, ob.fixed_cn)
+        assert auth["policies"][0] == "bootstrapper"
+        role, cn = role_and_cn(ob, method)
+        r = sign(ob, auth["client_token"], role, cn)
         assert r.status_code == 200, (method, r.text)
-        assert r.json()["lease_id"].startswith(f"{ob.pki_mount}/sign/{ob.pki_role}/")
+        assert r.json()["lease_id"].startswith(f"{ob.pki_mount}/sign/{role}/")
         assert cert_stored(ob, r.json()["data"]["serial_number"])
         r = ob.api("POST", "auth/token/revoke-self", token=auth["client_token"])
         assert r.status_code == 400 and "batch tokens cannot be revoked" in r.text, r.text
@@ -312,19 +328,23 @@ def test_batch_tokens_and_stored_leased_certificates_on_request(openbao_factory)
 
 def test_configure_with_other_names_rewrites_the_policy(openbao_factory):
     ob = openbao_factory(configure=False)
+    # A fixed-CN role for a login role that binds exactly one ServiceAccount.
     ob.configure(PKI_INT_MOUNT="ra_int", PKI_ROOT_MOUNT="ra_root", PKI_ROLE="client",
-                 PKI_TEMPLATED_ROLE="", AUTH_METHODS="kubernetes", K8S_AUTH_MOUNT="k8s",
+                 PKI_TEMPLATED_ROLE="", AUTH_METHODS="kubernetes", PKI_ROLE_AUTH_METHODS="kubernetes",
+                 K8S_BOUND_SA_NAMES="bootstrapper", K8S_AUTH_MOUNT="k8s",
                  K8S_ROLE="app", POLICY_NAME="iamra")
     policy = ob.api("GET", "sys/policies/acl/iamra").json()["data"]["policy"]
-    assert 'path "ra_int/sign/client"' in policy and 'path "ra_int/issue/client"' in policy
-    assert "pki_int" not in policy and "workload" not in policy
+    assert "pki_int" not in policy and "workload" not in policy and "ra_int" not in policy
+    fixed = ob.api("GET", "sys/policies/acl/pki-fixed-client").json()["data"]["policy"]
+    assert 'path "ra_int/sign/client"' in fixed and 'path "ra_int/issue/client"' in fixed
     assert ob.api("GET", "sys/policies/acl/bootstrapper").status_code == 404
     r = ob.api("POST", "auth/k8s/login", {"role": "app", "jwt": ob.mint_sa_token()}, token=None)
     assert r.status_code == 200, r.text
+    assert sorted(r.json()["auth"]["policies"]) == ["iamra", "pki-fixed-client"]
     token = r.json()["auth"]["client_token"]
-    r = sign(ob, token, "client", ob.fixed_cn, mount="ra_int")
+    r = sign(ob, token, "client", ob.fixed_role_cn, mount="ra_int")
     assert r.status_code == 200, r.text
-    assert_roles_anywhere_leaf(r.json()["data"], ob.root_ca_pem, ob.fixed_cn)
+    assert_roles_anywhere_leaf(r.json()["data"], ob.root_ca_pem, ob.fixed_role_cn)
     assert ob.api("GET", "sys/auth/jwt").status_code == 400       # not enabled
     assert ob.api("GET", "ra_int/roles/workload").status_code == 404
 
@@ -343,6 +363,81 @@ def test_configure_refuses_incomplete_settings(tmp_path, settings, message):
     proc = run_configure(env)
     assert proc.returncode != 0
     assert message in proc.stderr
+
+
+SHARED_CN = "would give one fixed CN to"
+
+
+@pytest.mark.parametrize("settings, message", [
+    # A fixed CN for a login role that admits more than one ServiceAccount.
+    ({"K8S_BOUND_SA_NAMES": "*"}, SHARED_CN + " every ServiceAccount that K8S_BOUND_SA_NAMES='*'"),
+    ({"K8S_BOUND_SA_NAMES": "app,web"}, SHARED_CN + " every ServiceAccount"),
+    ({"K8S_BOUND_SA_NAMESPACES": "team-a, team-b"}, SHARED_CN + " every ServiceAccount"),
+    ({"K8S_BOUND_SA_NAMESPACES": "*", "K8S_BOUND_SA_NAMES": "app"}, SHARED_CN + " every"),
+    ({"K8S_BOUND_SA_NAMES": "app-*"}, SHARED_CN + " every ServiceAccount"),
+    ({"AUTH_METHODS": "kubernetes jwt", "JWT_VALIDATION_PUBKEY_FILE": "/dev/null",
+      "JWT_BOUND_SA_NAMES": "*"}, SHARED_CN + " every ServiceAccount that JWT_BOUND_SA_NAMES='*'"),
+    # ... or to two identities at once.
+    ({"AUTH_METHODS": "kubernetes approle"},
+     SHARED_CN + " ServiceAccount team-a/app and the approle role bootstrapper"),
+    ({"AUTH_METHODS": "kubernetes jwt", "JWT_VALIDATION_PUBKEY_FILE": "/dev/null",
+      "JWT_BOUND_SA_NAMES": "web"}, SHARED_CN + " ServiceAccount team-a/app and ServiceAccount team-a/web"),
+    # A fixed CN inside the per-ServiceAccount name space, or not a host name.
+    ({"PKI_ROLE_ALLOWED_DOMAINS": "app.team-b.workload.internal"},
+     "'app.team-b.workload.internal' is in the per-ServiceAccount name space"),
+    ({"PKI_ROLE_ALLOWED_DOMAINS": "ok.hosts.internal,APP.Team-B.Workload.Internal."},
+     "'APP.Team-B.Workload.Internal.' is in the per-ServiceAccount name space"),
+    ({"PKI_ROLE_ALLOWED_DOMAINS": "*.hosts.internal"}, "'*.hosts.internal' is not a host name"),
+    ({"PKI_ROLE_ALLOWED_DOMAINS": "a@b.hosts.internal"}, "'a@b.hosts.internal' is not a host name"),
+    ({"PKI_ROLE_ALLOWED_DOMAINS": ""}, "PKI_ROLE=fixed needs PKI_ROLE_ALLOWED_DOMAINS"),
+    ({"PKI_ROLE": ""}, "PKI_ROLE_ALLOWED_DOMAINS is set but PKI_ROLE is empty"),
+    ({"PKI_ROLE": "workload"}, "PKI_ROLE and PKI_TEMPLATED_ROLE are both 'workload'"),
+    ({"PKI_ROLE_AUTH_METHODS": "jwt"}, "PKI_ROLE_AUTH_METHODS: 'jwt' is not in AUTH_METHODS"),
+])
+def test_configure_refuses_a_cn_shared_between_accounts(tmp_path, settings, message):
+    """Checked before configure.sh talks to Vault (VAULT_ADDR points nowhere): one line, exit 1."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VAULT_", "BAO_", "K8S_", "JWT_", "PKI_", "AUTH_", "APPROLE_"))}
+    env.update(VAULT_ADDR="http://127.0.0.1:9", VAULT_TOKEN="x", OUT_DIR=str(tmp_path),
+               K8S_HOST="http://127.0.0.1:9", K8S_BOUND_SA_NAMES="app",
+               K8S_BOUND_SA_NAMESPACES="team-a", PKI_ROLE="fixed",
+               PKI_ROLE_ALLOWED_DOMAINS="app.hosts.internal")
+    env.update(settings)
+    proc = run_configure(env)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("configure: error: "), proc.stderr
+    assert message in lines[0], lines[0]
+    assert proc.stdout == "" and not (tmp_path / "outputs.env").exists()
+
+
+def test_the_fixed_role_is_off_unless_named(openbao_factory):
+    """Defaults: no fixed-CN role, the templated role only, a non-empty audience."""
+    ob = openbao_factory(configure=False)
+    env = {k: v for k, v in ob.configure_env().items()
+           if not k.startswith(("PKI_ROLE", "PKI_TEMPLATED", "K8S_AUDIENCE", "JWT_AUDIENCE",
+                                "K8S_BOUND"))}
+    proc = run_configure(env)
+    assert proc.returncode == 0, proc.stderr
+    outputs = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    assert outputs["PKI_ROLE"] == "" and outputs["PKI_ROLE_POLICY_NAME"] == ""
+    assert outputs["PKI_TEMPLATED_ROLE"] == "workload"
+    roles = ob.api("LIST", f"{ob.pki_mount}/roles").json()["data"]["keys"]
+    assert roles == ["workload"]
+    role = ob.api("GET", "auth/kubernetes/role/bootstrapper").json()["data"]
+    assert role["audience"] == "vault"
+    assert role["token_policies"] == ["bootstrapper"]
+    jwt_role = ob.api("GET", "auth/jwt/role/bootstrapper").json()["data"]
+    assert jwt_role["bound_audiences"] == ["vault"]
+    approle = ob.api("GET", "auth/approle/role/bootstrapper").json()["data"]
+    assert approle["token_policies"] == ["bootstrapper"]
+    # A token for the default audience of a pod (the API server's) does not log in.
+    r = ob.api("POST", "auth/kubernetes/login",
+               {"role": "bootstrapper", "jwt": ob.mint_sa_token(aud="openbao")}, token=None)
+    assert r.status_code == 403 and "audience" in r.text, r.text
+    r = ob.api("POST", "auth/kubernetes/login",
+               {"role": "bootstrapper", "jwt": ob.mint_sa_token(aud="vault")}, token=None)
+    assert r.status_code == 200, r.text
 
 
 # ---- dev.sh -------------------------------------------------------------------------------

@@ -12,22 +12,28 @@
 #     $PKI_ROOT_BUNDLE_FILE) and intermediate mount $PKI_INT_MOUNT (EC P-256, signed by the root;
 #     the root is imported alongside so `ca_chain` is [intermediate, root]).
 #     PKI_ROTATE_INTERMEDIATE=1 makes a new intermediate key + certificate the default issuer.
-#   - client-certificate role $PKI_ROLE (CNs $PKI_ROLE_ALLOWED_DOMAINS) and, unless
-#     PKI_TEMPLATED_ROLE is empty, role $PKI_TEMPLATED_ROLE whose only allowed CN is
-#     <service account>.<namespace>.$PKI_TEMPLATED_DOMAIN_SUFFIX of the logged-in identity.
-#     Both: client_flag, no server_flag, keyUsage digitalSignature, basicConstraints CA:FALSE,
-#     any key type, ttl $PKI_CERT_TTL: what IAM Roles Anywhere accepts. Certificates are neither
-#     stored nor leased (no_store=true, generate_lease=false: PKI_NO_STORE, PKI_GENERATE_LEASE),
-#     so a pod start writes nothing to storage in PKI.
-#   - policy $POLICY_NAME from vault/policies/bootstrapper.hcl (paths rewritten to the mounts
-#     and roles above).
+#   - the per-ServiceAccount role $PKI_TEMPLATED_ROLE (the default, and the multi-tenant path):
+#     its only allowed CN is <service account>.<namespace>.$PKI_TEMPLATED_DOMAIN_SUFFIX of the
+#     logged-in identity, granted by policy $POLICY_NAME (vault/policies/bootstrapper.hcl).
+#   - only when PKI_ROLE is set (empty, the default, means none): a fixed-CN role $PKI_ROLE
+#     (CNs $PKI_ROLE_ALLOWED_DOMAINS, never under $PKI_TEMPLATED_DOMAIN_SUFFIX) with its own
+#     policy pki-fixed-$PKI_ROLE (vault/policies/fixed-cn.hcl), granted only to the login roles
+#     of PKI_ROLE_AUTH_METHODS, which must all stand for one identity: one ServiceAccount (one
+#     name, one namespace, no wildcard) or the approle role. Anything that would let two
+#     accounts ask for the same CN is refused before anything is written.
+#     Both roles: client_flag, no server_flag, keyUsage digitalSignature, basicConstraints
+#     CA:FALSE, cn_validations hostname (no email-form CN), any key type, ttl $PKI_CERT_TTL:
+#     what IAM Roles Anywhere accepts. Certificates are neither stored nor leased
+#     (no_store=true, generate_lease=false: PKI_NO_STORE, PKI_GENERATE_LEASE), so a pod start
+#     writes nothing to storage in PKI.
 #   - the auth methods listed in $AUTH_METHODS (kubernetes, jwt, approle), each with a role
-#     granting only that policy, with $TOKEN_TYPE tokens (service, or batch: nothing written to
-#     storage at login, nothing to revoke).
+#     granting only those policies, with $TOKEN_TYPE tokens (service, or batch: nothing written
+#     to storage at login, nothing to revoke). The kubernetes role requires the token audience
+#     $K8S_AUDIENCE (default vault).
 #
-# Outputs go to $OUT_DIR: trust-anchor.pem (the root: register it as the Roles Anywhere trust
-# anchor), intermediate.pem, ca-chain.pem, approle-secret-id (0600) and outputs.env
-# (KEY=value lines, also printed on stdout). Progress goes to stderr.
+# Outputs go to $OUT_DIR: trust-anchor.pem (the root), intermediate.pem (register it as the IAM
+# Roles Anywhere trust anchor: aws/README.md), ca-chain.pem, approle-secret-id (0600) and
+# outputs.env (KEY=value lines, also printed on stdout). Progress goes to stderr.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -47,9 +53,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PKI_INT_TTL:=43800h}"
 : "${PKI_INT_KEY_BITS:=256}"
 : "${PKI_ROTATE_INTERMEDIATE:=0}"
-: "${PKI_ROLE:=bootstrapper}"
-: "${PKI_ROLE_ALLOWED_DOMAINS:=bootstrapper.payments.workload.internal}"   # comma-separated
-: "${PKI_TEMPLATED_ROLE=workload}"      # empty: no templated role
+: "${PKI_TEMPLATED_ROLE=workload}"      # per-ServiceAccount role; empty: none
+: "${PKI_ROLE=}"                       # fixed-CN role, opt-in; empty (the default): none
+: "${PKI_ROLE_ALLOWED_DOMAINS=}"       # its CNs, comma-separated (required with PKI_ROLE)
+: "${PKI_ROLE_POLICY_FILE:=$here/policies/fixed-cn.hcl}"
 : "${PKI_TEMPLATED_DOMAIN_SUFFIX:=workload.internal}"
 : "${PKI_URLS_BASE:=}"                 # e.g. https://vault.example.com: AIA/CRL URLs in the CAs
 : "${PKI_CERT_TTL:=1h}"
@@ -58,6 +65,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${PKI_GENERATE_LEASE:=false}"       # true: a lease per certificate (revoked when it expires)
 
 : "${AUTH_METHODS:=kubernetes}"        # any of: kubernetes jwt approle
+: "${PKI_ROLE_AUTH_METHODS=$AUTH_METHODS}" # login roles granted the fixed-CN role (one identity)
 : "${TOKEN_TTL:=10m}"
 : "${TOKEN_MAX_TTL:=15m}"
 : "${TOKEN_TYPE:=service}"             # service, or batch: not stored, not revocable (vault/README.md)
@@ -72,7 +80,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${K8S_ROLE:=bootstrapper}"
 : "${K8S_BOUND_SA_NAMES:=bootstrapper}"      # comma-separated, "*" allowed
 : "${K8S_BOUND_SA_NAMESPACES:=payments}"     # comma-separated, "*" allowed (not both)
-: "${K8S_AUDIENCE:=}"                  # recommended: the audience of a projected token volume
+: "${K8S_AUDIENCE:=vault}"             # the audience of the pods' projected token volume (never empty)
 
 : "${JWT_AUTH_MOUNT:=jwt}"
 : "${JWT_VALIDATION_PUBKEY_FILE:=}"    # one of these three is required with jwt
@@ -80,7 +88,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${JWT_OIDC_DISCOVERY_URL:=}"
 : "${JWT_BOUND_ISSUER:=}"
 : "${JWT_ROLE:=bootstrapper}"
-: "${JWT_AUDIENCE:=openbao}"
+: "${JWT_AUDIENCE:=$K8S_AUDIENCE}"
 : "${JWT_BOUND_SA_NAMES:=$K8S_BOUND_SA_NAMES}"
 : "${JWT_BOUND_SA_NAMESPACES:=$K8S_BOUND_SA_NAMESPACES}"
 
@@ -181,8 +189,70 @@ if has_method kubernetes && [ -z "$K8S_HOST" ]; then die "K8S_HOST is required w
 if has_method jwt && [ -z "$JWT_VALIDATION_PUBKEY_FILE$JWT_JWKS_URL$JWT_OIDC_DISCOVERY_URL" ]; then
   die "jwt auth needs JWT_VALIDATION_PUBKEY_FILE, JWT_JWKS_URL or JWT_OIDC_DISCOVERY_URL"
 fi
+# The per-ServiceAccount role: CN <sa>.<ns>.<suffix>. Namespaces are DNS labels, so no two
+# accounts share one; a fixed CN inside that space could be another account's.
+words() { local -a w=(); IFS=', ' read -r -a w <<<"$1"; printf '%s\n' "${w[@]}" | sed '/^$/d'; }
+lower() { printf '%s' "$1" | tr '[:upper:]' '[:lower:]'; }
+suffix=$(lower "${PKI_TEMPLATED_DOMAIN_SUFFIX#.}")
+[ -n "$suffix" ] || die "PKI_TEMPLATED_DOMAIN_SUFFIX is empty"
+[ -z "$PKI_ROLE$PKI_ROLE_ALLOWED_DOMAINS" ] || [ -n "$PKI_ROLE" ] \
+  || die "PKI_ROLE_ALLOWED_DOMAINS is set but PKI_ROLE is empty: the fixed-CN role is off unless PKI_ROLE names it"
+if [ -n "$PKI_ROLE" ]; then
+  [ "$PKI_ROLE" != "$PKI_TEMPLATED_ROLE" ] || die "PKI_ROLE and PKI_TEMPLATED_ROLE are both '$PKI_ROLE': give the fixed-CN role another name"
+  [ -n "$(words "$PKI_ROLE_ALLOWED_DOMAINS")" ] || die "PKI_ROLE=$PKI_ROLE needs PKI_ROLE_ALLOWED_DOMAINS (its CNs); there is no default"
+  for d in $(words "$PKI_ROLE_ALLOWED_DOMAINS"); do
+    dl=$(lower "${d%.}")
+    case "$dl" in
+      *[!a-z0-9.-]*) die "PKI_ROLE_ALLOWED_DOMAINS: '$d' is not a host name (letters, digits, '-' and '.' only)" ;;
+      "$suffix"|*".$suffix") die "PKI_ROLE_ALLOWED_DOMAINS: '$d' is in the per-ServiceAccount name space <sa>.<namespace>.$suffix, where it can be another account's CN; choose a name outside it" ;;
+    esac
+  done
+  for m in ${PKI_ROLE_AUTH_METHODS//,/ }; do
+    has_method "$m" || die "PKI_ROLE_AUTH_METHODS: '$m' is not in AUTH_METHODS ($AUTH_METHODS)"
+  done
+  # Every login role granted the fixed role must stand for one and the same identity.
+  holders=()
+  for m in ${PKI_ROLE_AUTH_METHODS//,/ }; do
+    case "$m" in
+      kubernetes) names=$K8S_BOUND_SA_NAMES nss=$K8S_BOUND_SA_NAMESPACES pre=K8S ;;
+      jwt) names=$JWT_BOUND_SA_NAMES nss=$JWT_BOUND_SA_NAMESPACES pre=JWT ;;
+      approle) holders+=("the approle role $APPROLE_ROLE"); continue ;;
+    esac
+    if [ "$(words "$names" | wc -l)" != 1 ] || [ "$(words "$nss" | wc -l)" != 1 ] \
+       || case "$names$nss" in *[\*\?\[\]\{\}]*) true ;; *) false ;; esac; then
+      die "PKI_ROLE=$PKI_ROLE would give one fixed CN to every ServiceAccount that ${pre}_BOUND_SA_NAMES='$names' and ${pre}_BOUND_SA_NAMESPACES='$nss' admit; bind exactly one ServiceAccount (no wildcard, no list) or leave PKI_ROLE empty and use the per-ServiceAccount role"
+    fi
+    holders+=("ServiceAccount $(words "$nss")/$(words "$names")")
+  done
+  uniq_holders=$(printf '%s\n' "${holders[@]}" | sort -u)
+  [ "$(printf '%s\n' "$uniq_holders" | sed '/^$/d' | wc -l)" -le 1 ] \
+    || die "PKI_ROLE=$PKI_ROLE would give one fixed CN to $(printf '%s\n' "$uniq_holders" | paste -sd, - | sed 's/,/ and /g'); grant it to one identity (PKI_ROLE_AUTH_METHODS)"
+fi
+fixed_policy=${PKI_ROLE:+pki-fixed-$PKI_ROLE}
+
 v token lookup >/dev/null || die "cannot use the token at ${VAULT_ADDR:-<VAULT_ADDR unset>} (set VAULT_ADDR and VAULT_TOKEN)"
 mkdir -p "$OUT_DIR"
+
+# A fixed-CN role granted by an earlier run to another login role (configure.sh run once per
+# account with the same PKI_ROLE) would share its CN: refuse before writing anything.
+if [ -n "$fixed_policy" ]; then
+  for m in kubernetes jwt approle; do
+    case "$m" in
+      kubernetes) mount=$K8S_AUTH_MOUNT ours=$K8S_ROLE ;;
+      jwt) mount=$JWT_AUTH_MOUNT ours=$JWT_ROLE ;;
+      approle) mount=$APPROLE_AUTH_MOUNT ours=$APPROLE_ROLE ;;
+    esac
+    present "sys/auth/$mount" || continue
+    roles=$(v list "auth/$mount/role" 2>/dev/null | tail -n +3) || roles=""
+    for r in $roles; do
+      if [ "$r" = "$ours" ] && case " ${PKI_ROLE_AUTH_METHODS//,/ } " in *" $m "*) true ;; *) false ;; esac; then continue; fi
+      pols=$(v read -field=token_policies "auth/$mount/role/$r" 2>/dev/null) || pols=""
+      case " $(printf '%s' "$pols" | tr -d '[]' | tr ',' ' ') " in
+        *" $fixed_policy "*) die "PKI_ROLE=$PKI_ROLE is already granted to auth/$mount/role/$r (policy $fixed_policy); one fixed-CN role per account: give this account its own PKI_ROLE" ;;
+      esac
+    done
+  done
+fi
 
 set_urls() { # MOUNT: where clients find the issuer and the CRL (embedded in what it signs)
   [ -n "$PKI_URLS_BASE" ] || return 0
@@ -249,6 +319,9 @@ client_role_body() { # ALLOWED_DOMAINS_JSON TEMPLATED(true|false)
   printf '"allow_subdomains":false,"allow_glob_domains":false,"allow_wildcard_certificates":false,'
   printf '"allow_localhost":false,"allow_ip_sans":false,"allowed_uri_sans":[],"allowed_other_sans":[],'
   printf '"allow_any_name":false,"enforce_hostnames":true,"require_cn":true,'
+  # Host names only: an email-form CN (<other account's CN>@<own CN>) is refused, not matched
+  # on its domain part.
+  printf '"cn_validations":["hostname"],'
   printf '"server_flag":false,"client_flag":true,"code_signing_flag":false,"email_protection_flag":false,'
   printf '"key_usage":["DigitalSignature"],"ext_key_usage":[],"basic_constraints_valid_for_non_ca":true,'
   printf '"key_type":"any","ttl":%s,"max_ttl":%s,"issuer_ref":"default",' "$(js "$PKI_CERT_TTL")" "$(js "$PKI_CERT_MAX_TTL")"
@@ -256,8 +329,10 @@ client_role_body() { # ALLOWED_DOMAINS_JSON TEMPLATED(true|false)
   # not by a CRL): no storage write and no lease per certificate (vault/README.md, "Cost").
   printf '"no_store":%s,"generate_lease":%s}' "$PKI_NO_STORE" "$PKI_GENERATE_LEASE"
 }
-log "writing PKI role $PKI_INT_MOUNT/roles/$PKI_ROLE"
-write "$PKI_INT_MOUNT/roles/$PKI_ROLE" "$(client_role_body "$(jlist "$PKI_ROLE_ALLOWED_DOMAINS")" false)"
+if [ -n "$PKI_ROLE" ]; then
+  log "writing fixed-CN PKI role $PKI_INT_MOUNT/roles/$PKI_ROLE"
+  write "$PKI_INT_MOUNT/roles/$PKI_ROLE" "$(client_role_body "$(jlist "$PKI_ROLE_ALLOWED_DOMAINS")" false)"
+fi
 
 if [ -n "$PKI_TEMPLATED_ROLE" ]; then
   # One allowed domain per identity source: Vault skips a template whose alias the entity
@@ -279,14 +354,23 @@ if [ -z "$PKI_TEMPLATED_ROLE" ]; then policy=$(printf '%s\n' "$policy" | grep -v
 # Vault gets the rules only: no comment lines, no markers.
 policy=$(printf '%s\n' "$policy" | grep -v '^[[:space:]]*#' | sed -e 's/[[:space:]]*# templated$//' | cat -s)
 policy=$(printf '%s\n' "$policy" | sed -E \
-  -e "s#\"pki_int/(sign|issue)/bootstrapper\"#\"$(esc "$PKI_INT_MOUNT")/\\1/$(esc "$PKI_ROLE")\"#" \
   -e "s#\"pki_int/(sign|issue)/workload\"#\"$(esc "$PKI_INT_MOUNT")/\\1/$(esc "$PKI_TEMPLATED_ROLE")\"#")
 log "writing policy $POLICY_NAME"
 write "sys/policies/acl/$POLICY_NAME" "{\"policy\":$(js "$policy")}"
+if [ -n "$fixed_policy" ]; then
+  policy=$(file_or_die "$PKI_ROLE_POLICY_FILE" PKI_ROLE_POLICY_FILE | grep -v '^[[:space:]]*#' | cat -s | sed -E \
+    -e "s#\"pki_int/(sign|issue)/fixed\"#\"$(esc "$PKI_INT_MOUNT")/\\1/$(esc "$PKI_ROLE")\"#")
+  log "writing policy $fixed_policy (fixed-CN role $PKI_ROLE)"
+  write "sys/policies/acl/$fixed_policy" "{\"policy\":$(js "$policy")}"
+fi
 
-token_fields() {
+token_fields() { # METHOD: the fixed-CN policy only for the methods of PKI_ROLE_AUTH_METHODS
+  local policies; policies=$(js "$POLICY_NAME")
+  if [ -n "$fixed_policy" ]; then
+    case " ${PKI_ROLE_AUTH_METHODS//,/ } " in *" $1 "*) policies+=",$(js "$fixed_policy")" ;; esac
+  fi
   printf '"token_policies":[%s],"token_no_default_policy":true,"token_type":%s,"token_ttl":%s,"token_max_ttl":%s' \
-    "$(js "$POLICY_NAME")" "$(js "$TOKEN_TYPE")" "$(js "$TOKEN_TTL")" "$(js "$TOKEN_MAX_TTL")"
+    "$policies" "$(js "$TOKEN_TYPE")" "$(js "$TOKEN_TTL")" "$(js "$TOKEN_MAX_TTL")"
 }
 
 # ---- kubernetes auth ----------------------------------------------------------------------
@@ -302,7 +386,7 @@ if has_method kubernetes; then
   [ -z "$K8S_ISSUER" ] || body+=",\"issuer\":$(js "$K8S_ISSUER")"
   log "configuring auth/$K8S_AUTH_MOUNT (kubernetes_host $K8S_HOST)"
   write "auth/$K8S_AUTH_MOUNT/config" "$body}"
-  body="{\"bound_service_account_names\":$(jlist "$K8S_BOUND_SA_NAMES"),\"bound_service_account_namespaces\":$(jlist "$K8S_BOUND_SA_NAMESPACES"),\"audience\":$(js "$K8S_AUDIENCE"),\"alias_name_source\":\"serviceaccount_uid\",$(token_fields)}"
+  body="{\"bound_service_account_names\":$(jlist "$K8S_BOUND_SA_NAMES"),\"bound_service_account_namespaces\":$(jlist "$K8S_BOUND_SA_NAMESPACES"),\"audience\":$(js "$K8S_AUDIENCE"),\"alias_name_source\":\"serviceaccount_uid\",$(token_fields kubernetes)}"
   log "writing role auth/$K8S_AUTH_MOUNT/role/$K8S_ROLE"
   write "auth/$K8S_AUTH_MOUNT/role/$K8S_ROLE" "$body"
 fi
@@ -324,7 +408,7 @@ if has_method jwt; then
   body="{\"role_type\":\"jwt\",\"user_claim\":\"sub\",\"bound_audiences\":$(jlist "$JWT_AUDIENCE"),"
   body+="\"bound_claims_type\":\"glob\",\"bound_claims\":{\"/kubernetes.io/namespace\":$(jlist "$JWT_BOUND_SA_NAMESPACES"),\"/kubernetes.io/serviceaccount/name\":$(jlist "$JWT_BOUND_SA_NAMES")},"
   body+="\"claim_mappings\":{\"/kubernetes.io/namespace\":\"service_account_namespace\",\"/kubernetes.io/serviceaccount/name\":\"service_account_name\",\"/kubernetes.io/serviceaccount/uid\":\"service_account_uid\"},"
-  body+="$(token_fields)}"
+  body+="$(token_fields jwt)}"
   log "writing role auth/$JWT_AUTH_MOUNT/role/$JWT_ROLE"
   write "auth/$JWT_AUTH_MOUNT/role/$JWT_ROLE" "$body"
 fi
@@ -334,7 +418,7 @@ approle_role_id=""
 if has_method approle; then
   log "writing role auth/$APPROLE_AUTH_MOUNT/role/$APPROLE_ROLE"
   write "auth/$APPROLE_AUTH_MOUNT/role/$APPROLE_ROLE" \
-    "{\"bind_secret_id\":true,\"secret_id_ttl\":$(js "$APPROLE_SECRET_ID_TTL"),\"secret_id_num_uses\":0,$(token_fields)}"
+    "{\"bind_secret_id\":true,\"secret_id_ttl\":$(js "$APPROLE_SECRET_ID_TTL"),\"secret_id_num_uses\":0,$(token_fields approle)}"
   if [ -n "$APPROLE_ROLE_ID" ]; then
     write "auth/$APPROLE_AUTH_MOUNT/role/$APPROLE_ROLE/role-id" "{\"role_id\":$(js "$APPROLE_ROLE_ID")}"
   fi
@@ -368,6 +452,7 @@ fi
   printf 'PKI_ROLE=%s\n' "$PKI_ROLE"
   printf 'PKI_TEMPLATED_ROLE=%s\n' "$PKI_TEMPLATED_ROLE"
   printf 'POLICY_NAME=%s\n' "$POLICY_NAME"
+  printf 'PKI_ROLE_POLICY_NAME=%s\n' "$fixed_policy"
   if has_method kubernetes; then
     printf 'K8S_AUTH_MOUNT=%s\nK8S_AUTH_ACCESSOR=%s\nK8S_ROLE=%s\n' "$K8S_AUTH_MOUNT" "$k8s_accessor" "$K8S_ROLE"
   fi
@@ -380,4 +465,4 @@ fi
   fi
 } >"$OUT_DIR/outputs.env"
 cat "$OUT_DIR/outputs.env"
-log "done; register $OUT_DIR/trust-anchor.pem as the IAM Roles Anywhere trust anchor"
+log "done; register $OUT_DIR/intermediate.pem as the IAM Roles Anywhere trust anchor (aws/README.md)"

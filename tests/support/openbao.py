@@ -18,10 +18,13 @@ Fixtures
 Layout of each server (see docs/vault-openbao.md §1-2): root token ``root``, unseal key
 parsed from the server log, PKI root ``pki`` imported from a test root (P-384, made here, so a
 ``restart()`` keeps the trust anchor), intermediate ``pki_int`` made by configure.sh, PKI roles
-``bootstrapper`` (CN ``bootstrapper.payments.workload.internal``) and ``workload`` (CN
-``<sa>.<ns>.workload.internal`` of the caller), policy ``bootstrapper``, roles ``bootstrapper``
-on ``auth/kubernetes`` (SAs ``bootstrapper`` and ``reporter`` in ``payments``, audience
-``openbao``), ``auth/jwt`` (same SAs, bound audience ``openbao``) and ``auth/approle``. A file
+``workload`` (CN ``<sa>.<ns>.workload.internal`` of the caller: ``pki_role``, what tests sign
+with; ``fixed_cn`` is the default ServiceAccount's own CN ``bootstrapper.payments.workload.internal``)
+and the fixed-CN role ``ci`` (CN ``ci-runner.hosts.internal``, ``fixed_role``/``fixed_role_cn``),
+granted by its own policy ``pki-fixed-ci`` to the approle role only; policy ``bootstrapper``
+(the templated role), roles ``bootstrapper`` on ``auth/kubernetes`` (SAs ``bootstrapper`` and
+``reporter`` in ``payments``, audience ``openbao``), ``auth/jwt`` (same SAs, bound audience
+``openbao``) and ``auth/approle``. A file
 audit device with ``log_raw`` (test only!) records every token Vault hands out, so tests can
 check the exact values never leak and are revoked.
 """
@@ -202,8 +205,12 @@ class OpenBao:
         # Roles and names (what configure.sh is told to create).
         self.pki_mount = "pki_int"
         self.pki_root_mount = "pki"
-        self.pki_role = "bootstrapper"
+        # Tests sign with the per-ServiceAccount role (the default setup); approle, which has no
+        # ServiceAccount, signs with the fixed-CN role granted to it alone.
         self.pki_templated_role = "workload"
+        self.pki_role = self.pki_templated_role
+        self.fixed_role, self.fixed_role_cn = "ci", "ci-runner.hosts.internal"
+        self.fixed_policy = f"pki-fixed-{self.fixed_role}"
         self.k8s_mount, self.k8s_role = "kubernetes", "bootstrapper"
         self.jwt_mount, self.jwt_role = "jwt", "bootstrapper"
         self.approle_mount = "approle"
@@ -337,8 +344,9 @@ class OpenBao:
             "PKI_ROOT_BUNDLE_FILE": str(self.root_bundle),
             "PKI_ROOT_MOUNT": self.pki_root_mount,
             "PKI_INT_MOUNT": self.pki_mount,
-            "PKI_ROLE": self.pki_role,
-            "PKI_ROLE_ALLOWED_DOMAINS": self.fixed_cn,
+            "PKI_ROLE": self.fixed_role,
+            "PKI_ROLE_ALLOWED_DOMAINS": self.fixed_role_cn,
+            "PKI_ROLE_AUTH_METHODS": "approle",
             "PKI_TEMPLATED_ROLE": self.pki_templated_role,
             "AUTH_METHODS": "kubernetes jwt approle",
             "K8S_HOST": self.tokenreview.url,
