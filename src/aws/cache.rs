@@ -5,7 +5,12 @@
 //! - one file per key, `<dir>/<sha256 of every input that changes the result>.json`, mode 0600
 //!   in a 0700 folder (`--cache-dir`, `IAMRA_CACHE_DIR`, else `$XDG_CACHE_HOME/iamra-bootstrap`);
 //!   the key covers the certificate chain, ARNs, region, endpoint, duration, session name and
-//!   the Vault source, so different certificates or ARNs never share an entry;
+//!   the Vault source with a digest of the credential its login presents (the ServiceAccount
+//!   token or Vault token), so different certificates, identities or ARNs never share an entry;
+//! - only what this process's uid owns is used: a cache folder that belongs to another uid or
+//!   that group or others may write is not used at all (the run goes on without the cache), and
+//!   an entry that is not a regular file of ours that only we may write is never read (it is
+//!   replaced by the new entry); either way one warning line goes to stderr at any log level;
 //! - an entry is reused only while more than 15 minutes of validity remain (botocore refreshes
 //!   15 minutes before expiry, so it would otherwise be handed credentials it rejects);
 //! - `<key>.lock` is held (an advisory `flock`) from the read to the write, so two processes
@@ -17,8 +22,8 @@
 
 use std::fs::OpenOptions;
 use std::future::Future;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -86,14 +91,21 @@ impl Cache {
         Fut: Future<Output = Result<Credentials, E>>,
     {
         let entry = self.dir.join(format!("{key}.json"));
-        let lock = match fsutil::create_private_dir(&self.dir).and_then(|_| {
-            OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(self.dir.join(format!("{key}.lock")))
-        }) {
+        let lock = match fsutil::create_private_dir(&self.dir)
+            .and_then(|_| {
+                private_to_us(&self.dir, true).inspect_err(|e| {
+                    untrusted(&self.dir, e, "the run goes on without the cache");
+                })
+            })
+            .and_then(|_| {
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(self.dir.join(format!("{key}.lock")))
+            }) {
             Ok(f) => lock_before(f, lock_wait_deadline(deadline)).await,
             Err(e) => Err(e),
         };
@@ -105,6 +117,7 @@ impl Cache {
             }
         };
         if lock.is_some()
+            && entry_is_ours(&entry)
             && let Some(c) = crate::bounded::read_file(&entry, MAX_CACHE_ENTRY, deadline)
                 .ok()
                 .and_then(|b| process_json::from_json(&b))
@@ -121,6 +134,62 @@ impl Cache {
         }
         drop(lock);
         Ok(creds)
+    }
+}
+
+/// Whether `path` (a folder when `dir`, else a regular file, not followed if a symlink) belongs
+/// to this process's effective uid and cannot be written by group or others; an error says
+/// which of these it is not.
+fn private_to_us(path: &Path, dir: bool) -> std::io::Result<()> {
+    let meta = if dir {
+        std::fs::metadata(path)?
+    } else {
+        std::fs::symlink_metadata(path)?
+    };
+    let ours = rustix::process::geteuid().as_raw();
+    let problem = if dir && !meta.is_dir() {
+        "it is not a folder".to_string()
+    } else if !dir && !meta.file_type().is_file() {
+        "it is not a regular file".to_string()
+    } else if meta.uid() != ours {
+        format!(
+            "it belongs to uid {}, not to this process's uid {ours}",
+            meta.uid()
+        )
+    } else if meta.mode() & 0o022 != 0 {
+        format!(
+            "group or others may write it (mode {:o}; expected 0700 for the folder, 0600 for entries)",
+            meta.mode() & 0o7777
+        )
+    } else {
+        return Ok(());
+    };
+    Err(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        problem,
+    ))
+}
+
+/// Says, whatever the log level (`credential-process` logs only with `--debug`), that a cache
+/// folder or entry is not used because it is not private to us: one line on stderr, which the
+/// SDK shows or keeps; a planted entry is a reason to look.
+fn untrusted(path: &Path, why: &std::io::Error, then: &str) {
+    eprintln!(
+        "iamra-bootstrap: warning: credential cache {} not used: {why}; {then}",
+        path.display()
+    );
+}
+
+/// Whether an existing entry may be read: a missing one is simply absent; one that is not a
+/// private regular file of ours is not read (it may be planted) and is replaced.
+fn entry_is_ours(entry: &Path) -> bool {
+    match private_to_us(entry, false) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            untrusted(entry, &e, "it is replaced by a new entry");
+            false
+        }
     }
 }
 
@@ -218,6 +287,79 @@ mod tests {
             "not cached without the lock"
         );
         drop(holder);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Runs `get_or_create` once; whether `create` was called.
+    async fn created(cache: &Cache, key: &str, t0: OffsetDateTime) -> bool {
+        let mut called = false;
+        let c: Result<_, ()> = cache
+            .get_or_create(
+                key,
+                || t0,
+                soon(),
+                || {
+                    called = true;
+                    async { Ok(creds(t0 + time::Duration::hours(1))) }
+                },
+            )
+            .await;
+        c.unwrap();
+        called
+    }
+
+    #[tokio::test]
+    async fn a_folder_others_may_write_is_not_used() {
+        let dir = std::env::temp_dir().join(format!("iamra-cache-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let cache = Cache { dir: dir.clone() };
+        let t0 = OffsetDateTime::now_utc();
+        let key = KeyBuilder::new().add("role", b"open").finish();
+        // A planted entry with usable credentials is never read, nothing is written there.
+        let planted = process_json::to_json(&creds(t0 + time::Duration::hours(1)));
+        std::fs::write(dir.join(format!("{key}.json")), &planted).unwrap();
+        std::fs::set_permissions(
+            dir.join(format!("{key}.json")),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(created(&cache, &key, t0).await);
+        assert!(created(&cache, &key, t0).await);
+        assert!(!dir.join(format!("{key}.lock")).exists());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_entry_not_private_to_us_is_not_read_and_is_replaced() {
+        let dir = std::env::temp_dir().join(format!("iamra-cache-entry-{}", std::process::id()));
+        let cache = Cache { dir: dir.clone() };
+        let t0 = OffsetDateTime::now_utc();
+        let key = KeyBuilder::new().add("role", b"entry").finish();
+        let entry = dir.join(format!("{key}.json"));
+        assert!(created(&cache, &key, t0).await);
+        assert!(!created(&cache, &key, t0).await, "our own entry is reused");
+        // Writable by others: ignored, then replaced by a private one.
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(created(&cache, &key, t0).await);
+        assert_eq!(
+            std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(!created(&cache, &key, t0).await);
+        // A symlink to usable credentials: not followed.
+        let elsewhere = dir.join("elsewhere.json");
+        std::fs::rename(&entry, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+        assert!(created(&cache, &key, t0).await);
+        // Another uid's entry (only root can make one): not read.
+        if std::os::unix::fs::chown(&entry, Some(12345), None).is_ok() {
+            assert!(created(&cache, &key, t0).await);
+            assert_eq!(
+                std::fs::metadata(&entry).unwrap().uid(),
+                rustix::process::geteuid().as_raw()
+            );
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

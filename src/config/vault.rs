@@ -166,6 +166,7 @@ pub(super) fn source(
         },
         common_name,
         keep_token: a.keep_vault_token,
+        preread: Default::default(),
     })
 }
 

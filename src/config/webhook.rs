@@ -93,5 +93,11 @@ pub(super) fn settings(a: &WebhookArgs) -> Result<Settings, ConfigError> {
             },
             token_audience: a.token_audience.trim().to_string(),
         },
+        namespace_policy: a
+            .namespace_policy
+            .as_deref()
+            .map(|p| crate::webhook::policy::Watched::load(p).map(std::sync::Arc::new))
+            .transpose()
+            .map_err(ConfigError)?,
     })
 }

@@ -83,27 +83,72 @@ fn error_body(code: &str, message: &str) -> String {
 const TOKEN_FILE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The token in `path` if it holds a valid one (a restart), else a new one written there (an
-/// existing file is read up to [`crate::limits::MAX_AUTH_TOKEN_FILE`] bytes).
+/// existing file is read up to [`crate::limits::MAX_AUTH_TOKEN_FILE`] bytes). An error says
+/// why the file is not used: it cannot be read (it is never replaced then: it may be another
+/// user's), holds a token others may read that cannot be made private, or holds no valid
+/// token and cannot be replaced.
 pub(crate) fn load_or_create_token(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    use std::os::unix::fs::PermissionsExt;
     let deadline = std::time::Instant::now() + TOKEN_FILE_WAIT;
-    if let Ok(existing) =
-        crate::bounded::read_file(path, crate::limits::MAX_AUTH_TOKEN_FILE, deadline)
-        && existing.len() == TOKEN_LEN
-        && existing.iter().all(|b| b.is_ascii_hexdigit())
-    {
-        // The token is a secret: make it 0600 if others may read it. A file that is already
-        // private is left alone, so a read-only mount (a Kubernetes Secret with
-        // `defaultMode: 0400` that the app also reads into AWS_CONTAINER_AUTHORIZATION_TOKEN)
-        // works.
-        use std::os::unix::fs::PermissionsExt;
-        if std::fs::metadata(path)?.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let because = |e: &dyn std::fmt::Display, kind: ErrorKind, why: String| {
+        Error::new(kind, format!("{why}: {e}"))
+    };
+    let replace = |why: String| -> std::io::Result<String> {
+        let t = new_token();
+        fsutil::write_atomic(path, t.as_bytes()).map_err(|e| {
+            because(
+                &e,
+                e.kind(),
+                format!("{why}, and a new one cannot be written there (check that the folder exists or can be created and is writable)"),
+            )
+        })?;
+        Ok(t)
+    };
+    let existing = match crate::bounded::read_file(
+        path,
+        crate::limits::MAX_AUTH_TOKEN_FILE,
+        deadline,
+    ) {
+        Ok(b) => b,
+        Err(crate::bounded::ReadError::Io(e)) if e.kind() == ErrorKind::NotFound => {
+            return replace("there is no token yet".into());
         }
-        return Ok(String::from_utf8(existing).expect("hex is ASCII"));
+        Err(crate::bounded::ReadError::TooLarge { cap }) => {
+            return replace(format!("it holds no valid token (over {cap} bytes)"));
+        }
+        Err(e) => {
+            return Err(because(
+                &e,
+                ErrorKind::PermissionDenied,
+                "the file exists but cannot be read, so its token cannot be reused, and it is not replaced (it may be another user's); remove it or make it readable by this user".into(),
+            ));
+        }
+    };
+    if existing.len() != TOKEN_LEN || !existing.iter().all(|b| b.is_ascii_hexdigit()) {
+        return replace(format!(
+            "it holds no valid token ({} bytes; expected {TOKEN_LEN} hex characters and nothing else)",
+            existing.len()
+        ));
     }
-    let t = new_token();
-    fsutil::write_atomic(path, t.as_bytes())?;
-    Ok(t)
+    // The token is a secret: make it 0600 if others may read it. A file that is already
+    // private is left alone, so a read-only mount (a Kubernetes Secret with
+    // `defaultMode: 0400` that the app also reads into AWS_CONTAINER_AUTHORIZATION_TOKEN)
+    // works.
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+            because(
+                &e,
+                e.kind(),
+                format!(
+                    "it holds a token that group or others may read (mode {:o}) and it cannot be made private (its owner must chmod it 0600, or remove it)",
+                    mode & 0o7777
+                ),
+            )
+        })?;
+    }
+    Ok(String::from_utf8(existing).expect("hex is ASCII"))
 }
 
 /// A new random token (64 hex characters).
@@ -180,6 +225,25 @@ mod tests {
         assert_ne!(third, first);
         assert_eq!(crate::bounded::test_read_string(&path), third);
         assert_ne!(new_token(), new_token());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_token_file_that_is_not_used_says_why() {
+        let dir = std::env::temp_dir().join(format!("iamra-ecs-why-{}", std::process::id()));
+        let token = dir.join("token");
+        std::fs::create_dir_all(&token).unwrap();
+        // Something at the path that cannot be read as a token is reported, not replaced.
+        let e = load_or_create_token(&token).unwrap_err().to_string();
+        assert!(
+            e.contains("exists but cannot be read") && e.contains("not replaced"),
+            "{e}"
+        );
+        assert!(token.is_dir());
+        // Invalid content is replaced where the folder allows it.
+        std::fs::remove_dir(&token).unwrap();
+        std::fs::write(&token, "short").unwrap();
+        assert_eq!(load_or_create_token(&token).unwrap().len(), TOKEN_LEN);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

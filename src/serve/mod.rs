@@ -84,7 +84,7 @@ impl fmt::Display for ServeError {
             ServeError::Server(e) => e.fmt(f),
             ServeError::TokenFile { path, source } => write!(
                 f,
-                "cannot write the auth token file {}: {source}; check that the folder exists or can be created and is writable",
+                "cannot use the auth token file {}: {source}",
                 path.display()
             ),
         }

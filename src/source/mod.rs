@@ -174,14 +174,15 @@ impl Source {
     }
 
     /// This source's part of the cache key: every input that changes the credentials it
-    /// obtains (for files: the certificate, chain and public key as they are now).
+    /// obtains, including who obtains them (for files: the certificate, chain and public key
+    /// as they are now; for Vault: the settings and a digest of the token the login presents).
     pub(crate) fn key_parts(
         &self,
         deadline: Instant,
     ) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
         match self {
             Source::Files(f) => f.key_parts(deadline),
-            Source::Vault(v) => Ok(vec![("vault", v.describe().into_bytes())]),
+            Source::Vault(v) => v.key_parts(deadline),
             Source::Spiffe(s) => Ok(vec![("spiffe", s.describe().into_bytes())]),
         }
     }

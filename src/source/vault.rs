@@ -3,6 +3,7 @@
 //! the Roles Anywhere session, and revoke the Vault token whatever the outcome (unless it was
 //! given, is a batch token, or `--keep-vault-token`). Each step is timed in the logs.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -41,6 +42,9 @@ pub(crate) struct VaultSource {
     pub(crate) common_name: Option<String>,
     /// `--keep-vault-token`.
     pub(crate) keep_token: bool,
+    /// The token file as [`VaultSource::key_parts`] read it, for the login right after it: a
+    /// pipe (`--service-account-token-file <(…)`) can be read only once.
+    pub(crate) preread: Mutex<Option<Secret>>,
 }
 
 impl VaultSource {
@@ -57,13 +61,43 @@ impl VaultSource {
         )
     }
 
+    /// The credential-process cache key's part: what is asked for, and who asks. The key
+    /// must differ between identities, so it covers a SHA-256 of the credential the login
+    /// presents (the ServiceAccount token as it is now, or the given Vault token), never just
+    /// the file's path: a different token behind the same path is a different entry. An AppRole
+    /// login is named by its role id (in [`VaultSource::describe`]).
+    pub(super) fn key_parts(
+        &self,
+        deadline: Instant,
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, SourceError> {
+        let mut parts = vec![("vault", self.describe().into_bytes())];
+        let credential = match &self.settings.auth {
+            vault::Auth::Token { token } => Some(token.clone()),
+            auth => {
+                let jwt = login::read_jwt_now(auth, deadline)?;
+                *self.preread.lock().unwrap_or_else(|p| p.into_inner()) = jwt.clone();
+                jwt
+            }
+        };
+        if let Some(c) = credential {
+            let digest = ring::digest::digest(&ring::digest::SHA256, c.expose().as_bytes());
+            parts.push(("vault_credential_sha256", digest.as_ref().to_vec()));
+        }
+        Ok(parts)
+    }
+
     pub(super) async fn obtain(
         &self,
         client: &SessionClient,
         deadline: Instant,
     ) -> Result<Obtained, SourceError> {
         let t = Instant::now();
-        let login = login::login(&self.client, &self.settings.auth, deadline).await?;
+        let preread = self
+            .preread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let login = login::login(&self.client, &self.settings.auth, preread, deadline).await?;
         tracing::info!(
             step = "login",
             duration_ms = ms_since(t),

@@ -45,15 +45,51 @@ async fn read_secret_file(
     cap: u64,
     deadline: Instant,
 ) -> Result<Secret, VaultError> {
+    let read = crate::bounded::read_file_async(path, cap, deadline).await;
+    secret_from(read, path, what, fix)
+}
+
+/// The ServiceAccount token (or JWT) file of `auth`, read now (blocking the thread, at most
+/// until `deadline`): the credential-process cache keys on who the token names, and the login
+/// that follows reuses this read ([`login`]'s `preread`), so a pipe is read once. `None` for
+/// the other methods.
+pub(crate) fn read_jwt_now(auth: &Auth, deadline: Instant) -> Result<Option<Secret>, VaultError> {
+    let Auth::Jwt {
+        method, token_file, ..
+    } = auth
+    else {
+        return Ok(None);
+    };
+    let (what, fix) = jwt_file_words(*method);
+    let read = crate::bounded::read_file(token_file, MAX_TOKEN_FILE, deadline);
+    secret_from(read, token_file, what, fix).map(Some)
+}
+
+/// What the token file is called, and what to do when it cannot be used.
+fn jwt_file_words(method: JwtMethod) -> (&'static str, &'static str) {
+    match method {
+        JwtMethod::Kubernetes => (
+            "ServiceAccount token",
+            "mount a ServiceAccount token or pass --service-account-token-file",
+        ),
+        JwtMethod::Jwt => ("JWT", "pass --service-account-token-file"),
+    }
+}
+
+/// A secret file's contents, trimmed; an unreadable, non-UTF-8 or empty file is an input error.
+fn secret_from(
+    read: Result<Vec<u8>, crate::bounded::ReadError>,
+    path: &std::path::Path,
+    what: &str,
+    fix: &str,
+) -> Result<Secret, VaultError> {
     let cannot = |e: &dyn std::fmt::Display| {
         VaultError::Input(format!(
             "cannot read the {what} file {}: {e}; {fix}",
             path.display()
         ))
     };
-    let bytes = crate::bounded::read_file_async(path, cap, deadline)
-        .await
-        .map_err(|e| cannot(&e))?;
+    let bytes = read.map_err(|e| cannot(&e))?;
     let raw = Secret::new(String::from_utf8(bytes).map_err(|_| cannot(&"it is not UTF-8 text"))?);
     let v = raw.expose().trim();
     if v.is_empty() {
@@ -65,10 +101,12 @@ async fn read_secret_file(
     Ok(Secret::new(v))
 }
 
-/// Logs in per `auth`, retrying until `deadline`.
+/// Logs in per `auth`, retrying until `deadline`. `preread`: the token file's contents as
+/// [`read_jwt_now`] just read them (used instead of reading the file again).
 pub(crate) async fn login(
     client: &VaultClient,
     auth: &Auth,
+    preread: Option<Secret>,
     deadline: Instant,
 ) -> Result<Login, VaultError> {
     let (op, mount, body, hint, jwt) = match auth {
@@ -88,23 +126,19 @@ pub(crate) async fn login(
         } => {
             // The role comes from a flag, or from a pod's ServiceAccount name (the webhook).
             let role_q = crate::limits::quote(role);
-            let (what, fix, hint) = match method {
-                JwtMethod::Kubernetes => (
-                    "ServiceAccount token",
-                    "mount a ServiceAccount token or pass --service-account-token-file",
-                    format!(
-                        "usual causes: Vault's TokenReview call to the Kubernetes API failed (its reviewer needs the system:auth-delegator ClusterRole), the token's audience does not match the role's audience, or this ServiceAccount or namespace is not bound to role {role_q}"
-                    ),
+            let (what, fix) = jwt_file_words(*method);
+            let hint = match method {
+                JwtMethod::Kubernetes => format!(
+                    "usual causes: Vault's TokenReview call to the Kubernetes API failed (its reviewer needs the system:auth-delegator ClusterRole), the token's audience does not match the role's audience, or this ServiceAccount or namespace is not bound to role {role_q}"
                 ),
-                JwtMethod::Jwt => (
-                    "JWT",
-                    "pass --service-account-token-file",
-                    format!(
-                        "usual causes: the JWT's issuer, audience or subject does not match role {role_q}, or it expired"
-                    ),
+                JwtMethod::Jwt => format!(
+                    "usual causes: the JWT's issuer, audience or subject does not match role {role_q}, or it expired"
                 ),
             };
-            let jwt = read_secret_file(token_file, what, fix, MAX_TOKEN_FILE, deadline).await?;
+            let jwt = match preread {
+                Some(jwt) => jwt,
+                None => read_secret_file(token_file, what, fix, MAX_TOKEN_FILE, deadline).await?,
+            };
             (
                 format!(
                     "{} login (auth/{mount}/login, role {role_q})",

@@ -8,9 +8,11 @@
 //!   `AdmissionReview` for a Pod ([`review`]) in; the same `uid`, `allowed`, and a base64 JSON
 //!   Patch ([`patch`]) when the pod's annotations ([`annotations`]) ask for credentials. A pod
 //!   without them is allowed unchanged; an invalid annotation is denied with a message naming
-//!   it (each value quoted and bounded: [`crate::limits::quote`]). A body that is not a review
-//!   is HTTP 400, one over [`crate::limits::MAX_WEBHOOK_BODY`] HTTP 413 (one not sent within
-//!   10 s, 408).
+//!   it (each value quoted and bounded: [`crate::limits::quote`]). With `--namespace-policy`
+//!   ([`policy`]), a pod asking for a role its namespace may not have, or overriding defaults it
+//!   may not, is denied with a message naming the namespace and the role. A body that is not a
+//!   review is HTTP 400, one over [`crate::limits::MAX_WEBHOOK_BODY`] HTTP 413 (one not sent
+//!   within 10 s, 408).
 //! - `GET /healthz` (alive), `GET /readyz` (a certificate is loaded), `GET /metrics`
 //!   (Prometheus text: admissions by result, bad requests, certificate reloads and expiry).
 //!   A known path with the wrong method is 405 with `Allow`.
@@ -21,6 +23,7 @@
 pub(crate) mod annotations;
 pub(crate) mod patch;
 pub(crate) mod pod;
+pub(crate) mod policy;
 pub(crate) mod review;
 pub(crate) mod tls;
 
@@ -101,6 +104,8 @@ pub(crate) struct Settings {
     pub(crate) tls_key: PathBuf,
     /// The injection defaults.
     pub(crate) defaults: Defaults,
+    /// `--namespace-policy`, loaded (re-read when it changes).
+    pub(crate) namespace_policy: Option<Arc<policy::Watched>>,
 }
 
 /// Why the webhook could not start (mapped to exit codes in `crate::error`).
@@ -139,6 +144,7 @@ struct Metrics {
 
 struct Shared {
     defaults: Defaults,
+    policy: Option<Arc<policy::Watched>>,
     tls: Arc<tls::Store>,
     metrics: Metrics,
 }
@@ -150,6 +156,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), WebhookError> {
     let acceptor = TlsAcceptor::from(store.server_config().map_err(WebhookError::Tls)?);
     let shared = Arc::new(Shared {
         defaults: settings.defaults,
+        policy: settings.namespace_policy.clone(),
         tls: store.clone(),
         metrics: Metrics::default(),
     });
@@ -159,8 +166,14 @@ pub(crate) async fn run(settings: Settings) -> Result<(), WebhookError> {
     let shutdown = server::signals()?;
     tracing::info!(listen = %listener.addr(), image = %shared.defaults.image, "webhook serving");
     let watcher = tokio::spawn(tls::watch(store));
+    let policy_watcher = settings
+        .namespace_policy
+        .map(|p| tokio::spawn(policy::watch(p)));
     server::run(vec![listener], LIMITS, shutdown).await;
     watcher.abort();
+    if let Some(w) = policy_watcher {
+        w.abort();
+    }
     Ok(())
 }
 
@@ -185,7 +198,8 @@ impl Handler for Shared {
 
 impl Shared {
     fn mutate(&self, body: &[u8]) -> Reply {
-        let out = match admit(body, &self.defaults) {
+        let policy = self.policy.as_ref().map(|p| p.current());
+        let out = match admit_with(body, &self.defaults, policy.as_deref()) {
             Ok(o) => o,
             Err(e) => {
                 self.metrics.bad_requests.fetch_add(1, Ordering::Relaxed);
@@ -261,8 +275,18 @@ pub(crate) struct Answer {
     pub(crate) result: Outcome,
 }
 
-/// Answers one request body (no I/O): the whole `/mutate` logic.
+/// Answers one request body (no I/O) with no namespace policy.
+#[cfg(test)]
 pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::Malformed> {
+    admit_with(body, defaults, None)
+}
+
+/// Answers one request body (no I/O): the whole `/mutate` logic.
+pub(crate) fn admit_with(
+    body: &[u8],
+    defaults: &Defaults,
+    policy: Option<&policy::NamespacePolicy>,
+) -> Result<Answer, review::Malformed> {
     let a = review::parse(body)?;
     let Some(pod) = &a.pod else {
         return Ok(Answer {
@@ -294,6 +318,16 @@ pub(crate) fn admit(body: &[u8], defaults: &Defaults) -> Result<Answer, review::
         }
         Err(e) => return Ok(deny(e.to_string())),
     };
+    if let Some(p) = policy {
+        let annotations = pod.metadata.annotations.as_ref();
+        let overrides: Vec<&str> = policy::OVERRIDES
+            .into_iter()
+            .filter(|k| annotations.is_some_and(|m| m.contains_key(*k)))
+            .collect();
+        if let Err(msg) = p.check(&a.namespace, &request.target.role.raw, &overrides) {
+            return Ok(deny(msg));
+        }
+    }
     let m = match patch::build(pod, &request, defaults) {
         Ok(m) => m,
         Err(e) => return Ok(deny(e.0)),
