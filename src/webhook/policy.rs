@@ -327,7 +327,7 @@ mod tests {
                 r#"{"namespaces": {"a": {"roleArns": "*"}}}"#,
                 "invalid type",
             ),
-            ("namespaces: {}", "expected value"),
+            ("namespaces: {}", "expected ident"),
         ] {
             let e = NamespacePolicy::parse(text.as_bytes()).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
