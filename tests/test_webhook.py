@@ -98,7 +98,7 @@ class Webhook:
                      "--tls-cert", str(self.tls_dir / "tls.crt"),
                      "--tls-key", str(self.tls_dir / "tls.key"),
                      "--image", IMAGE, "--trust-anchor-arn", TA_ARN, "--profile-arn", PROFILE_ARN,
-                     "--vault-addr", vault_addr, "--pki-role", "bootstrapper",
+                     "--vault-addr", vault_addr, "--pki-role", "workload",
                      *(["--token-audience", audience] if audience else []), *(extra or [])]
         self.log = workdir / "webhook.log"
         self.proc: subprocess.Popen | None = None
@@ -299,7 +299,7 @@ def test_bare_pod_gets_an_init_container(webhook):
     assert a["--role-arn"] == ROLE_ARN
     assert a["--vault-addr"] == "https://vault.example:8200"
     assert a["--vault-role"] == "payments-api"          # the pod's ServiceAccount
-    assert a["--pki-role"] == "bootstrapper"
+    assert a["--pki-role"] == "workload"
     assert "restartPolicy" not in init
     assert_hardened(init, 65534)
     vols = {v["name"]: v for v in res.pod["spec"]["volumes"]}
