@@ -113,7 +113,7 @@ cmd_start() {
     K8S_CA_CERT_FILE=${K8S_CA_CERT_FILE:-$DEV_DIR/out/trust-anchor.pem} \
     K8S_TOKEN_REVIEWER_JWT_FILE=${K8S_TOKEN_REVIEWER_JWT_FILE:-$DEV_DIR/reviewer.jwt} \
     K8S_PEM_KEYS_FILE=${K8S_PEM_KEYS_FILE:-$pub} \
-    K8S_AUDIENCE=${K8S_AUDIENCE-openbao} \
+    K8S_AUDIENCE=${K8S_AUDIENCE:-openbao} \
     JWT_VALIDATION_PUBKEY_FILE=${JWT_VALIDATION_PUBKEY_FILE:-$pub} \
     JWT_AUDIENCE=${JWT_AUDIENCE:-openbao} \
     "$repo/vault/configure.sh" >"$DEV_DIR/outputs.txt" 2>"$DEV_DIR/configure.log" \
@@ -121,7 +121,7 @@ cmd_start() {
 
   local sa_ns=${DEV_SA_NAMESPACE:-payments} sa_name=${DEV_SA_NAME:-bootstrapper}
   "$py" "$repo/tests/support/k8s.py" --key "$key" --namespace "$sa_ns" --name "$sa_name" \
-    --aud "${K8S_AUDIENCE-openbao}" --ttl 86400 >"$DEV_DIR/sa-token"
+    --aud "${K8S_AUDIENCE:-openbao}" --ttl 86400 >"$DEV_DIR/sa-token"
   chmod 600 "$DEV_DIR/sa-token"
 
   # shellcheck disable=SC1091
