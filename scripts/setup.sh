@@ -96,6 +96,7 @@ tests() {
   fi
 
   apt_install openssl
+  bash scripts/setup-hardware.sh  # SoftHSM2, p11-kit, OpenSC, swtpm, tpm2-tools (hardware-key tests)
   if [ "${SETUP_CONTAINERS:-0}" = 1 ]; then
     apt_install podman buildah runc uidmap fuse-overlayfs
     local conf=/etc/containers/containers.conf

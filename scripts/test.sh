@@ -62,6 +62,12 @@ export IAMRA_BIN="${IAMRA_BIN:-$release_bin}"
 pytest_args=(-q -rs -p no:cacheprovider)
 refresh_test=tests/test_sdk_matrix.py::test_refresh_no_call_signed_with_an_expired_key
 
+# The hardware host build (glibc, PKCS#11 modules through dlopen) for tests/test_hardware_keys.py;
+# the static binary above has no PKCS#11 (docs/hardware-keys.md).
+echo "== hardware host build (quick profile, --features hardware)"
+cargo build --locked --profile quick --features hardware
+export IAMRA_HOST_BIN="$PWD/target/quick/iamra-bootstrap"
+
 # The AWS SDK for Rust client of the SDK matrix (tests/sdk/rust: aws-config + aws-sdk-sts, its
 # own Cargo.lock, not part of the product). Its first build takes minutes, so it is built only
 # when its target folder, kept outside the clone, is cached from an earlier run on this machine
@@ -91,6 +97,7 @@ fi
 if [ "${CI_LINTS:-0}" = 1 ]; then
   stage "cargo clippy"
   cargo clippy --locked --all-targets -- -D warnings
+  cargo clippy --locked --all-targets --features hardware -- -D warnings   # PKCS#11 (host build)
   stage "one TLS crypto provider (ring): no aws-lc-rs, no OpenSSL"
   for crate in aws-lc-rs aws-lc-sys openssl-sys native-tls; do
     if cargo tree --locked --target all -i "$crate" >/dev/null 2>&1; then

@@ -155,6 +155,33 @@ pub struct CertificateFileArgs {
     /// Intermediate certificates, PEM bundle, nearest issuer first
     #[arg(long, env = "IAMRA_INTERMEDIATES", value_name = "PATH")]
     pub intermediates: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "Hardware keys (PKCS#11, TPM)")]
+    #[allow(missing_docs)]
+    pub hardware: HardwareKeyArgs,
+}
+
+/// Keys that never leave a PKCS#11 token or a TPM (`aws_signing_helper`'s flags; see
+/// docs/hardware-keys.md).
+#[derive(Args, Debug, Clone, Default)]
+pub struct HardwareKeyArgs {
+    /// PKCS#11 module for pkcs11: URIs (hardware build) [default: p11-kit-proxy.so, every module p11-kit registers]
+    #[arg(long, env = "IAMRA_PKCS11_LIB", value_name = "PATH")]
+    pub pkcs11_lib: Option<PathBuf>,
+    /// The token's user PIN (visible to `ps`: prefer --pkcs11-pin-file or the variable) [or ?pin-value= in the URI; without any: a prompt on a terminal]
+    #[arg(long, env = "IAMRA_PKCS11_PIN", hide_env_values = true, value_name = "PIN", value_parser = parse_secret)]
+    pub(crate) pkcs11_pin: Option<Secret>,
+    /// File whose content is the token's user PIN (one trailing newline ignored)
+    #[arg(long, env = "IAMRA_PKCS11_PIN_FILE", value_name = "PATH")]
+    pub pkcs11_pin_file: Option<PathBuf>,
+    /// Use the user PIN also for keys that ask for it at every signature (CKA_ALWAYS_AUTHENTICATE)
+    #[arg(long, env = "IAMRA_REUSE_PIN", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub reuse_pin: bool,
+    /// Password of a TPM key (TSS2 PRIVATE KEY file) (visible to `ps`: prefer env IAMRA_TPM_KEY_PASSWORD)
+    #[arg(long, env = "IAMRA_TPM_KEY_PASSWORD", hide_env_values = true, value_name = "PASSWORD", value_parser = parse_secret)]
+    pub(crate) tpm_key_password: Option<Secret>,
+    /// The TPM key has no password: never ask for one
+    #[arg(long, env = "IAMRA_NO_TPM_KEY_PASSWORD", action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub no_tpm_key_password: bool,
 }
 
 /// The SPIFFE Workload API as the source of the certificate (instead of files or Vault).
@@ -240,11 +267,14 @@ pub struct SignStringArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub deadline: TimeoutArgs,
+    #[command(flatten, next_help_heading = "Hardware keys (PKCS#11, TPM)")]
+    #[allow(missing_docs)]
+    pub hardware: HardwareKeyArgs,
 }
 
 /// `read-certificate-data`. (The shared `--certificate`, with the help this use of it needs.)
 #[derive(Args, Debug)]
-#[command(mut_arg("certificate", |a| a.help("Certificate, PEM (the first certificate) or DER")))]
+#[command(mut_arg("certificate", |a| a.help("Certificate, PEM (the first certificate) or DER; or a pkcs11: URI (every matching certificate is listed with a URI that selects exactly it)")))]
 pub struct ReadCertificateDataArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -255,6 +285,9 @@ pub struct ReadCertificateDataArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub deadline: TimeoutArgs,
+    #[command(flatten, next_help_heading = "Hardware keys (PKCS#11, TPM)")]
+    #[allow(missing_docs)]
+    pub hardware: HardwareKeyArgs,
 }
 
 /// Flags shared with `aws_signing_helper` for the session itself.

@@ -41,6 +41,10 @@ impl Error {
         match self {
             Error::Config(_) => 2,
             Error::Source(SourceError::Material(_) | SourceError::NoCommonName) => 2,
+            // A token or TPM that cannot sign is the key's fault, as at load.
+            Error::Source(SourceError::Session(
+                crate::rolesanywhere::session::SessionError::Signing(_),
+            )) => 2,
             Error::Source(SourceError::Vault(_)) => 3,
             Error::Source(SourceError::Spiffe(e)) => e.exit_code(),
             Error::Source(SourceError::Session(_)) | Error::Verify(_) => 4,

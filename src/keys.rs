@@ -15,9 +15,14 @@
 //! Key stores, one file each, each turning its own reference into a [`SigningKey`]:
 //! - [`file`]: key files, PEM or DER: PKCS#8, PKCS#1 RSA, SEC1 EC, ML-DSA ([`mldsa`]),
 //!   encrypted PKCS#8 ([`encrypted`]); and [`pkcs12`] files (key and certificates together).
+//! - [`pkcs11`]: keys in PKCS#11 tokens (`pkcs11:` URIs, [`pkcs11_uri`]); the `hardware`
+//!   build only (modules are loaded with dlopen).
+//! - [`tpm`]: TPM 2.0 keys (`TSS2 PRIVATE KEY` files), signed in the TPM; every build.
 //!
-//! A new store (PKCS#11, TPM) is a new file here implementing [`Signer`], plus its flags; no
-//! command looks inside a key. Key-type OIDs are listed once, in [`oids`].
+//! [`StoreOptions`] carries what the hardware stores need (module, PIN, TPM, key password);
+//! [`load_any`] sends a key file to the store that reads it. A new store is a new file here
+//! implementing [`Signer`], plus its flags; no command looks inside a key. Key-type OIDs are
+//! listed once, in [`oids`].
 //!
 //! Loading a key may derive it from a password (PBKDF2, scrypt, PKCS#12's KDF): [`within`] runs
 //! such work on a thread of its own and gives up at the run's deadline with
@@ -33,7 +38,10 @@ pub(crate) mod encrypted;
 pub(crate) mod file;
 pub(crate) mod mldsa;
 pub(crate) mod oids;
+pub(crate) mod pkcs11;
+pub(crate) mod pkcs11_uri;
 pub(crate) mod pkcs12;
+pub(crate) mod tpm;
 
 /// Algorithm name for RSA keys.
 pub(crate) const ALG_RSA: &str = "AWS4-X509-RSA-SHA256";
@@ -109,6 +117,54 @@ impl Digest {
         };
         ring::digest::digest(alg, message)
     }
+
+    /// The DER `DigestInfo` prefix an RSA PKCS#1 v1.5 signature puts before the digest
+    /// (RFC 8017 §9.2): for stores that sign a prepared block (`CKM_RSA_PKCS`).
+    #[cfg_attr(not(feature = "hardware"), allow(dead_code))]
+    pub(crate) fn digest_info_prefix(self) -> &'static [u8] {
+        match self {
+            Digest::Sha256 => &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ],
+            Digest::Sha384 => &[
+                0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x02, 0x05, 0x00, 0x04, 0x30,
+            ],
+            Digest::Sha512 => &[
+                0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x03, 0x05, 0x00, 0x04, 0x40,
+            ],
+        }
+    }
+}
+
+/// How to reach the hardware key stores: the PKCS#11 module and PIN, the TPM and its key
+/// password.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StoreOptions {
+    pub(crate) pkcs11: pkcs11::Pkcs11Options,
+    pub(crate) tpm: tpm::TpmOptions,
+}
+
+/// Whether `bytes` hold a TPM-wrapped key (`-----BEGIN TSS2 PRIVATE KEY-----`).
+pub(crate) fn is_tss2(bytes: &[u8]) -> bool {
+    const BEGIN: &[u8] = b"-----BEGIN TSS2 PRIVATE KEY-----";
+    bytes.windows(BEGIN.len()).any(|w| w == BEGIN)
+}
+
+/// A key file of any store, given up at `deadline`: a TSS2 key goes to the TPM
+/// ([`tpm::load`]), anything else to [`load_before`].
+pub(crate) fn load_any(
+    bytes: &[u8],
+    password: Option<&Secret>,
+    stores: &StoreOptions,
+    deadline: Instant,
+) -> Result<SigningKey, KeyError> {
+    if is_tss2(bytes) {
+        return tpm::load(bytes, &stores.tpm, deadline).map(SigningKey::new);
+    }
+    load_before(bytes, password, deadline)
 }
 
 /// The seam between the program and a key store: a key that can sign, whatever holds it (a
@@ -248,6 +304,9 @@ pub(crate) enum KeyError {
     },
     /// The key store could not sign.
     Signing(String),
+    /// A token or TPM refused or failed (wrong PIN, locked, no module, no TPM…): the whole
+    /// line, with what to do.
+    Hardware(String),
 }
 
 /// How to pass the password of an encrypted key.
@@ -302,6 +361,7 @@ impl fmt::Display for KeyError {
                 encrypted::CONVERT_TO_PKCS8
             ),
             KeyError::Signing(why) => write!(f, "the key could not sign: {why}"),
+            KeyError::Hardware(line) => f.write_str(line),
         }
     }
 }

@@ -66,13 +66,9 @@ fn main() -> ExitCode {
 }
 
 /// `aws_signing_helper` flags for key stores this tool does not read.
-const UNSUPPORTED_HELPER_FLAGS: [&str; 7] = [
+const UNSUPPORTED_HELPER_FLAGS: [&str; 3] = [
     "--cert-selector",
     "--system-store-name",
-    "--pkcs11-lib",
-    "--tpm-key-password",
-    "--no-tpm-key-password",
-    "--reuse-pin",
     "--use-latest-expiring-certificate",
 ];
 
@@ -83,7 +79,7 @@ fn usage_error(e: &clap::Error) -> String {
         let flag = arg.split('=').next().unwrap_or(arg);
         if UNSUPPORTED_HELPER_FLAGS.contains(&flag) {
             return format!(
-                "{flag} (an aws_signing_helper option for PKCS#11, TPM or system certificate stores) is not supported: export the key to a file for --private-key (or a PKCS#12 file for --certificate), or get the certificate from Vault"
+                "{flag} (an aws_signing_helper option for system certificate stores) is not supported: export the key to a file for --private-key (or a PKCS#12 file for --certificate), or get the certificate from Vault"
             );
         }
     }

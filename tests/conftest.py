@@ -21,6 +21,7 @@ pytest_plugins = [
     "support.openbao",
     "support.sts",
     "support.sdk_refresh",
+    "support.hardware",
 ]
 
 

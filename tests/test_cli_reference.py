@@ -52,8 +52,7 @@ def test_manifests_and_docs_use_only_known_variables():
 
 
 @pytest.mark.parametrize("flag", ["--cert-selector", "--system-store-name",
-                                  "--pkcs11-lib", "--tpm-key-password", "--no-tpm-key-password",
-                                  "--reuse-pin", "--use-latest-expiring-certificate"])
+                                  "--use-latest-expiring-certificate"])
 def test_aws_signing_helper_key_store_flags_fail_loudly(run_bin, flag):
     """A credential_process line copied from aws_signing_helper must not lose a flag silently."""
     assert_error(run_bin(["credential-process", flag]), flag.split("=")[0], "not supported",

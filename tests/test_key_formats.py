@@ -13,8 +13,10 @@ Contract under test (issue 10's table; ``src/material/files.rs``, ``src/keys/``)
 * One PEM file with key + certificate (+ chain) as ``--certificate``.
 * ML-DSA-44/65/87 leaves with seed-only, expanded and both PKCS#8 forms: ``AWS4-X509-MLDSA``,
   verified by the fake with OpenSSL.
-* ``pkcs11:`` / ``handle:`` key references and TSS2 PEM keys: "not supported here, export the
-  key or use Vault", exit 2. Leaves signed with SHA-224 or SHA-1: refused locally with that
+* ``handle:`` key references: "not supported here, export the key or use Vault", exit 2;
+  ``pkcs11:`` URIs in the static build: "need the hardware build", exit 2; a TSS2 PEM key with
+  zero blobs: "malformed private key", exit 2 (real token and TPM keys:
+  ``test_hardware_keys.py``). Leaves signed with SHA-224 or SHA-1: refused locally with that
   reason, no request sent. RSA-1024/8192: "unsupported key size", exit 2.
 * A wrong password: one line, exit 2, the password nowhere in the output.
 
@@ -236,18 +238,21 @@ def test_mldsa_key_for_another_certificate(cp, pki, fake_ra):
 
 # ---- key stores, TSS2, weak signatures, RSA sizes ---------------------------------------------
 
-@pytest.mark.parametrize("ref", ["pkcs11:token=iamra;object=workload;type=private",
-                                 "handle:0x81000001"])
-def test_key_store_references(cp, pki, fake_ra, ref):
-    assert_refused(cp("--certificate", pki.leaf("p256").cert_pem, "--private-key", ref),
+def test_key_store_references(cp, pki, fake_ra):
+    assert_refused(cp("--certificate", pki.leaf("p256").cert_pem, "--private-key",
+                      "handle:0x81000001"),
                    fake_ra, "is not supported here", "export the key", "Vault")
+    proc = cp("--certificate", pki.leaf("p256").cert_pem, "--private-key",
+              "pkcs11:token=iamra;object=workload;type=private")
+    if "need the hardware build" in proc.stderr:  # the static build; the host build reads it
+        assert_refused(proc, fake_ra, "need the hardware build", "--features hardware")
 
 
-def test_tss2_pem_key(cp, pki, fake_ra):
+def test_placeholder_tss2_pem_key_is_malformed(cp, pki, fake_ra):
     files = pki.leaf("p256")
     tss2 = files.write("key.tss2.pem", tss2_pem())
-    assert_refused(cp("--certificate", files.cert_pem, "--private-key", tss2), fake_ra,
-                   "TSS2 PRIVATE KEY", "is not supported here", "Vault")
+    assert_refused(cp("--certificate", files.cert_pem, "--private-key", tss2,
+                      env={"TPM_DEVICE": "/nonexistent/tpmrm0"}), fake_ra, "malformed private key", "TSS2")
 
 
 @pytest.mark.parametrize("hash_alg, name", [("sha224", "SHA-224"), ("sha1", "SHA-1")])

@@ -7,6 +7,11 @@
 //! standard base64), `serialNumber` (decimal), `supportedAlgorithms` (`<keyType>SHA256`,
 //! `<keyType>SHA384`, `<keyType>SHA512`; for ML-DSA just the variant). PEM (first certificate)
 //! or DER. The file is read through [`crate::bounded`] (capped, given up at `--timeout`).
+//!
+//! With `--certificate pkcs11:URI` it prints, as the helper does, `Matching identities` and for
+//! each certificate the URI selects: its SHA-1 fingerprint, subject, issuer, serial (upper-case
+//! hex) and a `pkcs11:` URI that selects exactly it (token, manufacturer, model, serial, id,
+//! object, type=cert); or `No matching identities`.
 
 use std::io::Write;
 
@@ -73,6 +78,12 @@ pub(crate) fn describe(der: &[u8], origin: &str) -> Result<CertificateData, Mate
 pub(crate) fn run(args: ReadCertificateDataArgs) -> Result<(), Error> {
     let plan = crate::config::plan_read_certificate_data(&args)?;
     let path = &plan.certificate;
+    if let Some(uri) = path
+        .to_str()
+        .filter(|s| crate::keys::pkcs11_uri::is_pkcs11(s))
+    {
+        return list_token_certificates(uri, &plan.stores, plan.deadline);
+    }
     let bytes = material::read_input("certificate", path, MAX_CERTIFICATE_FILE, plan.deadline)?;
     let origin = path.display().to_string();
     let leaf = material::parse_certificates(&bytes, &origin)?.remove(0);
@@ -81,6 +92,53 @@ pub(crate) fn run(args: ReadCertificateDataArgs) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     out.write_all(json.as_bytes())
         .and_then(|_| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))
+}
+
+/// Lists the certificates a `pkcs11:` URI selects, in the helper's words.
+fn list_token_certificates(
+    raw: &str,
+    stores: &crate::keys::StoreOptions,
+    deadline: std::time::Instant,
+) -> Result<(), Error> {
+    use crate::keys::KeyError;
+    use crate::keys::pkcs11_uri::Pkcs11Uri;
+    let uri = Pkcs11Uri::parse(raw).map_err(|e| MaterialError::Key {
+        origin: "--certificate".into(),
+        source: KeyError::Hardware(e),
+    })?;
+    let found = crate::keys::pkcs11::list_certificates(&uri, &stores.pkcs11, deadline).map_err(
+        |source| MaterialError::Key {
+            origin: format!("PKCS#11 {}", uri.redacted()),
+            source,
+        },
+    )?;
+    let mut out = String::from(if found.is_empty() {
+        "No matching identities\n"
+    } else {
+        "Matching identities\n"
+    });
+    for (i, (der, uri)) in found.iter().enumerate() {
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der).map_err(|e| {
+            MaterialError::BadCertificate {
+                origin: uri.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+        out.push_str(&format!(
+            "{}) Hex Fingerprint: {}\nSubject: {}\nIssuer: {}\nSerial Number: {}\nURI: {uri}\n\n",
+            i + 1,
+            hex::encode(sha1.as_ref()),
+            cert.subject(),
+            cert.issuer(),
+            cert.tbs_certificate.serial.to_str_radix(16).to_uppercase(),
+        ));
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
         .map_err(|e| Error::Other(format!("cannot write to stdout: {e}")))
 }
 

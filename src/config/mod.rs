@@ -306,8 +306,9 @@ pub(crate) fn plan_webhook(a: &WebhookArgs) -> Result<crate::webhook::Settings, 
 /// `sign-string`, planned (offline: no environment but the flags' own variables).
 #[derive(Debug)]
 pub(crate) struct SignStringPlan {
-    /// `--private-key`.
-    pub(crate) private_key: PathBuf,
+    /// `--private-key` (a file or a `pkcs11:` URI); `None` only with `--certificate pkcs11:…`
+    /// (the key beside the certificate in the token).
+    pub(crate) private_key: Option<PathBuf>,
     /// `--certificate`, which must hold the key's public key.
     pub(crate) certificate: Option<PathBuf>,
     /// The key's password, read from its file when given as one.
@@ -320,15 +321,24 @@ pub(crate) struct SignStringPlan {
     pub(crate) format: SignFormat,
     /// `--debug`.
     pub(crate) debug: bool,
+    /// How to reach a key in a token or a TPM.
+    pub(crate) stores: crate::keys::StoreOptions,
 }
 
 /// `sign-string`'s flags, validated.
 pub(crate) fn plan_sign_string(a: &SignStringArgs) -> Result<SignStringPlan, ConfigError> {
-    let private_key = a.key.private_key.clone().ok_or_else(|| {
-        ConfigError(
-            "missing --private-key: the key file to sign the helper's test string with".into(),
-        )
-    })?;
+    let token_certificate = a
+        .cert
+        .certificate
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .is_some_and(crate::keys::pkcs11_uri::is_pkcs11);
+    let private_key = a.key.private_key.clone();
+    if private_key.is_none() && !token_certificate {
+        return Err(ConfigError(
+            "missing --private-key: the key file (or pkcs11: URI) to sign the helper's test string with".into(),
+        ));
+    }
     let deadline = Instant::now() + timeout(&a.deadline)?;
     Ok(SignStringPlan {
         private_key,
@@ -342,6 +352,7 @@ pub(crate) fn plan_sign_string(a: &SignStringArgs) -> Result<SignStringPlan, Con
         },
         format: a.format,
         debug: a.debug,
+        stores: source::store_options(&a.hardware, &ProcessEnv, deadline)?,
     })
 }
 
@@ -352,6 +363,8 @@ pub(crate) struct ReadCertificateDataPlan {
     pub(crate) certificate: PathBuf,
     /// `--timeout` from now: the read ends by then.
     pub(crate) deadline: Instant,
+    /// How to reach a token (`--certificate pkcs11:…`).
+    pub(crate) stores: crate::keys::StoreOptions,
 }
 
 /// `read-certificate-data`'s flags, validated.
@@ -362,9 +375,11 @@ pub(crate) fn plan_read_certificate_data(
         a.cert.certificate.clone().ok_or_else(|| {
             ConfigError("missing --certificate: the certificate file to read".into())
         })?;
+    let deadline = Instant::now() + timeout(&a.deadline)?;
     Ok(ReadCertificateDataPlan {
         certificate,
-        deadline: Instant::now() + timeout(&a.deadline)?,
+        deadline,
+        stores: source::store_options(&a.hardware, &ProcessEnv, deadline)?,
     })
 }
 

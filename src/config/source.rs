@@ -1,11 +1,14 @@
 //! Where the identity comes from: the SPIFFE Workload API when asked for ([`spiffe_source`]),
 //! else the certificate files ([`CertificateFileArgs`]) when `--certificate` is given, else
-//! Vault ([`super::vault`]); and the key's password.
+//! Vault ([`super::vault`]); the key's password; and how to reach keys in hardware
+//! ([`store_options`]: PKCS#11 module and PIN, TPM and key password).
 
 use std::time::Instant;
 
 use super::{ConfigError, Env, err};
-use crate::cli::{CertificateFileArgs, FlowArgs, PrivateKeyArgs, SpiffeArgs, VaultArgs};
+use crate::cli::{
+    CertificateFileArgs, FlowArgs, HardwareKeyArgs, PrivateKeyArgs, SpiffeArgs, VaultArgs,
+};
 use crate::limits;
 use crate::secret::Secret;
 use crate::source::Source;
@@ -34,6 +37,7 @@ pub(super) fn source(
             private_key: private_key.clone(),
             intermediates: a.intermediates.clone(),
             password: key_password(key, deadline)?,
+            stores: Box::new(store_options(&a.hardware, env, deadline)?),
             loaded: Default::default(),
         })),
         (None, Some(_)) => err("missing --certificate for --private-key"),
@@ -134,31 +138,66 @@ pub(super) fn key_password(
             "both --pkcs8-password (or IAMRA_PKCS8_PASSWORD) and --pkcs8-password-file are set: give the password once",
         ),
         (Some(v), None) => Ok(Some(v.clone())),
-        (None, Some(path)) => {
-            let raw = zeroize::Zeroizing::new(
-                crate::bounded::read_file(path, limits::MAX_PASSWORD_FILE, deadline).map_err(
-                    |e| {
-                        ConfigError(format!(
-                            "cannot read the --pkcs8-password-file {}: {e}",
-                            path.display()
-                        ))
-                    },
-                )?,
-            );
-            let mut v: &[u8] = &raw;
-            if let Some(rest) = v.strip_suffix(b"\n") {
-                v = rest.strip_suffix(b"\r").unwrap_or(rest);
-            }
-            let s = std::str::from_utf8(v).map_err(|_| {
-                ConfigError(format!(
-                    "the --pkcs8-password-file {} is not UTF-8 text",
-                    path.display()
-                ))
-            })?;
-            Ok(Some(Secret::new(s)))
-        }
+        (None, Some(path)) => secret_file(path, "--pkcs8-password-file", deadline).map(Some),
         (None, None) => Ok(None),
     }
+}
+
+/// A secret in a file: one trailing newline (`\n` or `\r\n`) is dropped and nothing else.
+fn secret_file(
+    path: &std::path::Path,
+    flag: &str,
+    deadline: Instant,
+) -> Result<Secret, ConfigError> {
+    let raw = zeroize::Zeroizing::new(
+        crate::bounded::read_file(path, limits::MAX_PASSWORD_FILE, deadline)
+            .map_err(|e| ConfigError(format!("cannot read the {flag} {}: {e}", path.display())))?,
+    );
+    let mut v: &[u8] = &raw;
+    if let Some(rest) = v.strip_suffix(b"\n") {
+        v = rest.strip_suffix(b"\r").unwrap_or(rest);
+    }
+    let s = std::str::from_utf8(v)
+        .map_err(|_| ConfigError(format!("the {flag} {} is not UTF-8 text", path.display())))?;
+    Ok(Secret::new(s))
+}
+
+/// How to reach keys in hardware: the PKCS#11 module, the user PIN (`--pkcs11-pin` /
+/// `IAMRA_PKCS11_PIN` or `--pkcs11-pin-file`, not both), `--reuse-pin`; the TPM key password
+/// (`--tpm-key-password` or `--no-tpm-key-password`, not both) and the TPM (`TPM_DEVICE`, as
+/// `aws_signing_helper` reads it).
+pub(crate) fn store_options(
+    a: &HardwareKeyArgs,
+    env: &dyn Env,
+    deadline: Instant,
+) -> Result<crate::keys::StoreOptions, ConfigError> {
+    let pin = match (a.pkcs11_pin.clone(), a.pkcs11_pin_file.as_deref()) {
+        (Some(_), Some(_)) => {
+            return err(
+                "both --pkcs11-pin (or IAMRA_PKCS11_PIN) and --pkcs11-pin-file are set: give the PIN once",
+            );
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(path)) => Some(secret_file(path, "--pkcs11-pin-file", deadline)?),
+        (None, None) => None,
+    };
+    if a.tpm_key_password.is_some() && a.no_tpm_key_password {
+        return err(
+            "both --tpm-key-password and --no-tpm-key-password are set: the TPM key has a password or not",
+        );
+    }
+    Ok(crate::keys::StoreOptions {
+        pkcs11: crate::keys::pkcs11::Pkcs11Options {
+            module: a.pkcs11_lib.clone(),
+            pin,
+            reuse_pin: a.reuse_pin,
+        },
+        tpm: crate::keys::tpm::TpmOptions {
+            password: a.tpm_key_password.clone(),
+            no_password: a.no_tpm_key_password,
+            device: env.var("TPM_DEVICE").map(std::path::PathBuf::from),
+        },
+    })
 }
 
 #[cfg(test)]

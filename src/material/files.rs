@@ -8,8 +8,10 @@
 //!   helper, opens it; the chain is inside, so `--intermediates` is refused as the helper does),
 //!   or one PEM file holding the key and the certificates. In both, the leaf is the certificate
 //!   whose public key is the key's; every other certificate is an intermediate.
-//! - Key-store references (`pkcs11:` URIs, `handle:` TPM handles) are refused with advice; a
-//!   URI is named with its `pin-value` redacted ([`crate::keys::redact_reference`]).
+//! - Keys that never leave hardware: `--certificate pkcs11:URI` (certificate and key in a
+//!   token), a certificate file with `--private-key pkcs11:URI`, or a `TSS2 PRIVATE KEY` file
+//!   (a TPM key) as `--private-key` ([`crate::keys::pkcs11`], [`crate::keys::tpm`]); a URI is
+//!   named with its `pin-value` redacted. TPM key handles (`handle:`) are refused with advice.
 //! - A PKCS#12 file given as `--certificate` with `--private-key` is named as PKCS#12, with
 //!   "drop --private-key"; a refused leaf without a subject is named by its file and position.
 //! - Every file is read through [`crate::bounded`] and every key loaded within the deadline
@@ -24,7 +26,8 @@ use ::time::OffsetDateTime;
 use x509_parser::prelude::*;
 
 use super::{Identity, MaterialError, parse_certificates, read_input as read};
-use crate::keys::{self, KeyError, SigningKey, pkcs12};
+use crate::keys::pkcs11_uri::{Pkcs11Uri, is_pkcs11};
+use crate::keys::{self, KeyError, SigningKey, StoreOptions, pkcs11, pkcs12};
 use crate::limits::{MAX_CERTIFICATE_FILE, MAX_PRIVATE_KEY_FILE};
 use crate::secret::Secret;
 
@@ -37,15 +40,10 @@ const KEY_LABELS: [&str; 5] = [
     "-----BEGIN TSS2 PRIVATE KEY-----",
 ];
 
-/// A `pkcs11:` or `handle:` reference instead of a file: refused with advice (the reference
-/// is named with its PIN redacted: [`crate::keys::redact_reference`]).
+/// A `handle:` reference instead of a file: refused with advice.
 fn key_store_reference(path: &Path) -> Option<KeyError> {
     let s = path.to_str()?;
-    if s.starts_with("pkcs11:") {
-        Some(KeyError::KeyStore(
-            "a PKCS#11 URI (pkcs11:…, a key in a token or HSM)".into(),
-        ))
-    } else if s.starts_with("handle:") {
+    if s.starts_with("handle:") {
         Some(KeyError::KeyStore(
             "a TPM key handle (handle:…, a key inside a TPM)".into(),
         ))
@@ -66,9 +64,21 @@ pub(crate) fn load_files(
     intermediates: Option<&Path>,
     private_key: Option<&Path>,
     password: Option<&Secret>,
+    stores: &StoreOptions,
     now: OffsetDateTime,
     deadline: Instant,
 ) -> Result<Identity, MaterialError> {
+    let uri = |p: &Path| p.to_str().is_some_and(is_pkcs11);
+    if uri(certificate) || private_key.is_some_and(uri) {
+        return load_pkcs11(
+            certificate,
+            intermediates,
+            private_key,
+            stores,
+            now,
+            deadline,
+        );
+    }
     let shown = |p: &Path| crate::keys::redact_reference(&p.display().to_string());
     if let Some(e) = key_store_reference(certificate) {
         return Err(key_error(format!("certificate {}", shown(certificate)))(e));
@@ -111,9 +121,9 @@ pub(crate) fn load_files(
             .iter()
             .any(|l| cert_bytes.windows(l.len()).any(|w| w == l.as_bytes()))
         {
-            let key = keys::load_before(&cert_bytes, password, deadline).map_err(key_error(
-                format!("private key in {}", certificate.display()),
-            ))?;
+            let key = keys::load_any(&cert_bytes, password, stores, deadline).map_err(
+                key_error(format!("private key in {}", certificate.display())),
+            )?;
             let certs = parse_certificates(&cert_bytes, &certificate.display().to_string())?;
             let (position, leaf, mut others) = split_leaf(certs, &key);
             others.extend(extra);
@@ -144,10 +154,76 @@ pub(crate) fn load_files(
     let leaf = certs.remove(0);
     certs.extend(extra);
     let key_bytes = read("private key", private_key, MAX_PRIVATE_KEY_FILE, deadline)?;
-    let key = keys::load_before(&key_bytes, password, deadline)
+    let key = keys::load_any(&key_bytes, password, stores, deadline)
         .map_err(key_error(format!("private key {}", private_key.display())))?;
     Identity::new(leaf, certs, key, now)
         .map_err(|e| e.at(|| format!("the first certificate in {}", certificate.display())))
+}
+
+/// A certificate in a token (`--certificate pkcs11:`), or a certificate file with its key in a
+/// token (`--private-key pkcs11:`); intermediates from the certificate file's further
+/// certificates and `--intermediates`.
+fn load_pkcs11(
+    certificate: &Path,
+    intermediates: Option<&Path>,
+    private_key: Option<&Path>,
+    stores: &StoreOptions,
+    now: OffsetDateTime,
+    deadline: Instant,
+) -> Result<Identity, MaterialError> {
+    let parse = |p: &Path, what: &str| {
+        Pkcs11Uri::parse(p.to_str().unwrap_or_default()).map_err(|e| MaterialError::Key {
+            origin: what.to_string(),
+            source: KeyError::Hardware(e),
+        })
+    };
+    let cert_is_uri = certificate.to_str().is_some_and(is_pkcs11);
+    let cert_uri = if cert_is_uri {
+        Some(parse(certificate, "--certificate")?)
+    } else {
+        None
+    };
+    let key_uri = match private_key {
+        Some(p) if p.to_str().is_some_and(is_pkcs11) => Some(parse(p, "--private-key")?),
+        Some(p) => {
+            return Err(MaterialError::Key {
+                origin: format!("private key {}", p.display()),
+                source: KeyError::Hardware(
+                    "--certificate pkcs11: takes its key from the token: drop --private-key, or pass --private-key pkcs11:… to name the key".into(),
+                ),
+            });
+        }
+        None => None,
+    };
+    let mut chain = Vec::new();
+    let cert_der = if cert_is_uri {
+        None
+    } else {
+        let bytes = read("certificate", certificate, MAX_CERTIFICATE_FILE, deadline)?;
+        let mut certs = parse_certificates(&bytes, &certificate.display().to_string())?;
+        let leaf = certs.remove(0);
+        chain = certs;
+        Some(leaf)
+    };
+    if let Some(p) = intermediates {
+        chain.extend(parse_certificates(
+            &read("intermediates", p, MAX_CERTIFICATE_FILE, deadline)?,
+            &p.display().to_string(),
+        )?);
+    }
+    let origin = match (&key_uri, &cert_uri) {
+        (Some(u), _) | (None, Some(u)) => format!("PKCS#11 key {}", u.redacted()),
+        (None, None) => "PKCS#11 key".into(),
+    };
+    let (leaf, key) = pkcs11::load(
+        cert_uri.as_ref(),
+        key_uri.as_ref(),
+        cert_der,
+        &stores.pkcs11,
+        deadline,
+    )
+    .map_err(key_error(origin))?;
+    Identity::new(leaf, chain, key, now)
 }
 
 /// The position and the certificate of `key` (the first when none matches: the key check then
@@ -213,7 +289,7 @@ mod tests {
         ] {
             let p = dir.join(name);
             std::fs::write(&p, body).unwrap();
-            let id = load_files(&p, None, None, None, now(), soon()).unwrap();
+            let id = load_files(&p, None, None, None, &Default::default(), now(), soon()).unwrap();
             assert_eq!(
                 id.serial_decimal,
                 "337562787801933536189724934726614584366112857655"
@@ -221,7 +297,7 @@ mod tests {
         }
         let p = dir.join("cert-only.pem");
         std::fs::write(&p, CERT).unwrap();
-        let e = load_files(&p, None, None, None, now(), soon())
+        let e = load_files(&p, None, None, None, &Default::default(), now(), soon())
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing --private-key"), "{e}");
@@ -230,25 +306,50 @@ mod tests {
 
     #[test]
     fn key_store_references_are_refused_with_advice() {
+        #[cfg(not(feature = "hardware"))]
         for (cert, key) in [
             ("pkcs11:token=a;object=b", None),
-            ("/nonexistent/cert.pem", Some("pkcs11:object=k")),
-            ("/nonexistent/cert.pem", Some("handle:0x81000001")),
+            ("pkcs11:token=a;object=b", Some("pkcs11:object=k")),
         ] {
             let e = load_files(
                 Path::new(cert),
                 None,
                 key.map(Path::new),
                 None,
+                &Default::default(),
                 now(),
                 soon(),
             )
             .unwrap_err()
             .to_string();
-            assert!(
-                e.contains("is not supported here: export the key") && e.contains("Vault"),
-                "{e}"
-            );
+            assert!(e.contains("need the hardware build"), "{e}");
         }
+        let e = load_files(
+            Path::new("pkcs11:colour=red"),
+            None,
+            None,
+            None,
+            &Default::default(),
+            now(),
+            soon(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown path attribute"), "{e}");
+        let e = load_files(
+            Path::new("/nonexistent/cert.pem"),
+            None,
+            Some(Path::new("handle:0x81000001")),
+            None,
+            &Default::default(),
+            now(),
+            soon(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("is not supported here: export the key") && e.contains("Vault"),
+            "{e}"
+        );
     }
 }

@@ -35,6 +35,8 @@ pub(crate) struct FileSource {
     pub(crate) intermediates: Option<PathBuf>,
     /// `--pkcs8-password[-file]`: decrypts an encrypted PKCS#8 key or a PKCS#12 file.
     pub(crate) password: Option<Secret>,
+    /// The PKCS#11 module and PIN, the TPM and its key password, for keys in hardware.
+    pub(crate) stores: Box<crate::keys::StoreOptions>,
     /// What [`FileSource::key_parts`] read, kept for the `obtain` that follows: a pipe
     /// (`--certificate <(cat cert.pem)`) can be read only once.
     pub(crate) loaded: Mutex<Option<Box<Identity>>>,
@@ -58,6 +60,7 @@ impl FileSource {
             self.intermediates.as_deref(),
             self.private_key.as_deref(),
             self.password.as_ref(),
+            &self.stores,
             OffsetDateTime::now_utc(),
             deadline,
         )
@@ -168,6 +171,9 @@ fn could_be_mid_rotation(e: &MaterialError) -> bool {
                 | K::RsaSize(_)
                 | K::Unsupported(_)
                 | K::TimedOut { .. }
+                // A token or TPM that refused: a wrong PIN or password counts toward a
+                // lockout, so it is never tried again.
+                | K::Hardware(_)
         ),
         MaterialError::BadCertificate { .. } | MaterialError::Rejected { .. } => true,
     }
@@ -201,6 +207,7 @@ mod tests {
             private_key: Some(d.join("current/tls.key")),
             intermediates: None,
             password: None,
+            stores: Default::default(),
             loaded: Default::default(),
         };
         let first = f.fingerprint();
@@ -229,6 +236,7 @@ mod tests {
             private_key: Some(d.join("k")),
             intermediates: None,
             password: None,
+            stores: Default::default(),
             loaded: Default::default(),
         };
         let before = f.fingerprint();
@@ -260,6 +268,7 @@ mod tests {
             private_key: Some(d.join("nope.key")),
             intermediates: None,
             password: None,
+            stores: Default::default(),
             loaded: Default::default(),
         };
         let t = Instant::now();
@@ -287,6 +296,7 @@ mod tests {
             private_key: Some(d.join("k")),
             intermediates: None,
             password: None,
+            stores: Default::default(),
             loaded: Default::default(),
         };
         // Mismatched for good: the error after SETTLE.
