@@ -510,9 +510,22 @@ impl Tpm {
         })
     }
 
-    /// Sends one command and reads its response (header checked, size capped), within the
-    /// deadline. Returns (response code, body after the header).
+    /// Sends one command and reads its response; sends it again while the TPM answers that it
+    /// is busy (`TPM_RC_RETRY`, `TPM_RC_YIELDED`, `TPM_RC_TESTING`: the command was not run),
+    /// until the deadline. Returns (response code, body after the header).
     fn call(&mut self, command: &[u8]) -> Result<(u32, Vec<u8>), KeyError> {
+        loop {
+            let (rc, body) = self.call_once(command)?;
+            if !matches!(rc, 0x922 | 0x908 | 0x90A) || Instant::now() >= self.deadline {
+                return Ok((rc, body));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends one command and reads its response (header checked, size capped), within the
+    /// deadline.
+    fn call_once(&mut self, command: &[u8]) -> Result<(u32, Vec<u8>), KeyError> {
         let shown = self.shown.clone();
         let deadline = self.deadline;
         let timeout = || {
@@ -787,6 +800,7 @@ fn rc_text(rc: u32) -> String {
             0x100 => "TPM_RC_INITIALIZE (the TPM was not started)",
             0x902 => "TPM_RC_OBJECT_MEMORY (no room for another object: flush transient objects)",
             0x921 => "TPM_RC_LOCKOUT",
+            0x922 => "TPM_RC_RETRY (the TPM stayed busy until the deadline)",
             _ => "",
         }
     };
