@@ -119,7 +119,7 @@ impl Digest {
     }
 
     /// The DER `DigestInfo` prefix an RSA PKCS#1 v1.5 signature puts before the digest
-    /// (RFC 8017 §9.2): for stores that sign a prepared block (`CKM_RSA_PKCS`).
+    /// (RFC 8017, section 9.2): for stores that sign a prepared block (`CKM_RSA_PKCS`).
     #[cfg_attr(not(feature = "hardware"), allow(dead_code))]
     pub(crate) fn digest_info_prefix(self) -> &'static [u8] {
         match self {

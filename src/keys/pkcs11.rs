@@ -3,9 +3,10 @@
 //!
 //! Contract:
 //! - `--certificate pkcs11:URI`: the certificate in the token (exactly one must match); the
-//!   private key is found beside it as the helper does (draft-woodhouse-cert-best-practice §8.2):
-//!   the same `CKA_ID` first, then the same `CKA_LABEL`, on the certificate's token; or
-//!   `--private-key pkcs11:URI` names the key (with a certificate file or a token certificate).
+//!   private key is found beside it as the helper does (draft-woodhouse-cert-best-practice,
+//!   section 8.2): the same `CKA_ID` first, then the same `CKA_LABEL`, on the certificate's
+//!   token; or `--private-key pkcs11:URI` names the key (with a certificate file or a token
+//!   certificate).
 //! - The module: `--pkcs11-lib PATH`, else `module-path=` in the URI, else p11-kit's proxy
 //!   (`p11-kit-proxy.so`: every module p11-kit registers), as the helper does. A path that is
 //!   not a regular file (a FIFO, a folder) is refused before it is opened.
