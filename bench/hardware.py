@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from fakes.rolesanywhere import FakeRolesAnywhere  # noqa: E402
-from signing import pct, run_once  # noqa: E402
+from signing import _shown, pct, run_once  # noqa: E402
 from support.fake_ra import PROFILE_ARN, REGION, ROLE_ARN, TA_ARN  # noqa: E402
 from support.hardware import (PIN, TPM_PASSWORD, make_softhsm, start_swtpm,  # noqa: E402
                               stop_swtpm)
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
         "## Hardware keys: cost per CreateSession (`credential-process --no-cache`)",
         "",
         f"{a.runs} runs per key after 2 warm-up runs, shuffled (seed {a.seed}); binary "
-        f"`{a.bin}` (the hardware host build); load average {os.getloadavg()[0]:.2f} at the "
+        f"`{_shown(a.bin)}` (the hardware host build); load average {os.getloadavg()[0]:.2f} at the "
         "end. CPU = the child's `ru_utime + ru_stime` (swtpm's own work is not in it); Δ wall = "
         "wall p50 − the key file's wall p50. A hardware key signs twice per run (the check at "
         "load and CreateSession).",
