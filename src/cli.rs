@@ -378,7 +378,7 @@ pub enum KeyType {
 /// Where the certificate comes from when it comes from Vault.
 #[derive(Args, Debug, Clone, Default)]
 pub struct VaultArgs {
-    /// Vault address [fallback env: VAULT_ADDR] [default: https://127.0.0.1:8200]
+    /// Vault address, or several comma-separated (tried in turn) where no load balancer stands in front [fallback env: VAULT_ADDR] [default: https://127.0.0.1:8200]
     #[arg(long, env = "IAMRA_VAULT_ADDR", value_name = "URL")]
     pub vault_addr: Option<String>,
     /// Vault auth method

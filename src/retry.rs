@@ -7,6 +7,11 @@
 //!   the smaller of the two;
 //! - the delay before retry `n` (0-based) is uniform(0, min(cap, base × 2ⁿ)) ("full jitter", so
 //!   a fleet started together spreads out), raised to any `Retry-After` the server sent;
+//! - the cap fits the fault: a busy server ([`Outcome::Retry`]: quotas, `Retry-After`, overload)
+//!   gets the long [`Policy::cap`]; a service between nodes ([`Outcome::Failover`]: a leader
+//!   election, a load balancer with no node behind it, connection refused) gets the short
+//!   [`Policy::failover_cap`], so a fleet finishes within about that long of the service coming
+//!   back instead of sleeping through it;
 //! - a delay that would reach the deadline becomes a last try halfway to it (down to 200 ms
 //!   left), so a run keeps trying until close to its deadline; no retry starts after
 //!   `max_attempts`, nor when the server's `Retry-After` reaches past the deadline.
@@ -20,11 +25,16 @@ pub(crate) enum Outcome<T, E> {
     Done(T),
     /// A failure that retrying cannot fix.
     Fatal(E),
-    /// A failure worth another attempt, why (for logs and the final error), and the server's
-    /// `Retry-After`, if any.
+    /// A failure worth another attempt because the server is busy (quota, overload): why (for
+    /// logs and the final error), and the server's `Retry-After`, if any. Long cap.
     Retry {
         why: String,
         after: Option<Duration>,
+    },
+    /// A failure worth another attempt soon because the service is between nodes (failover,
+    /// nothing listening yet): why. Short cap.
+    Failover {
+        why: String,
     },
 }
 
@@ -32,7 +42,10 @@ pub(crate) enum Outcome<T, E> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy {
     pub(crate) base: Duration,
+    /// The cap for [`Outcome::Retry`] (a busy server).
     pub(crate) cap: Duration,
+    /// The cap for [`Outcome::Failover`] (a service between nodes).
+    pub(crate) failover_cap: Duration,
     /// Give up after this many attempts even before the deadline.
     pub(crate) max_attempts: Option<u32>,
 }
@@ -53,7 +66,23 @@ pub(crate) async fn run<T, E, F, Fut>(
     op: &str,
     policy: Policy,
     deadline: Instant,
+    attempt: F,
+) -> Result<T, Failure<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Outcome<T, E>>,
+{
+    run_with(what, op, policy, deadline, attempt, random_unit).await
+}
+
+/// [`run`] with the uniform draw for the jitter given (tests make it deterministic).
+async fn run_with<T, E, F, Fut>(
+    what: &str,
+    op: &str,
+    policy: Policy,
+    deadline: Instant,
     mut attempt: F,
+    mut draw: impl FnMut() -> f64,
 ) -> Result<T, Failure<E>>
 where
     F: FnMut() -> Fut,
@@ -63,7 +92,7 @@ where
     loop {
         made += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        let (why, after) = match tokio::time::timeout(left, attempt()).await {
+        let (why, after, cap) = match tokio::time::timeout(left, attempt()).await {
             Err(_) => {
                 return Err(Failure::GaveUp {
                     attempts: made,
@@ -72,14 +101,11 @@ where
             }
             Ok(Outcome::Done(t)) => return Ok(t),
             Ok(Outcome::Fatal(e)) => return Err(Failure::Fatal(e)),
-            Ok(Outcome::Retry { why, after }) => (why, after),
+            Ok(Outcome::Retry { why, after }) => (why, after, policy.cap),
+            Ok(Outcome::Failover { why }) => (why, None, policy.failover_cap),
         };
         let left = deadline.saturating_duration_since(Instant::now());
-        let delay = next_delay(
-            full_jitter(policy.base, policy.cap, made - 1, random_unit()),
-            after,
-            left,
-        );
+        let delay = next_delay(full_jitter(policy.base, cap, made - 1, draw()), after, left);
         let out_of_attempts = policy.max_attempts.is_some_and(|m| made >= m);
         let Some(delay) = delay.filter(|_| !out_of_attempts) else {
             return Err(Failure::GaveUp {
@@ -184,6 +210,7 @@ mod tests {
         let slow = Policy {
             base: Duration::from_secs(5),
             cap: Duration::from_secs(10),
+            failover_cap: Duration::from_secs(10),
             max_attempts: None,
         };
         let r: Result<(), Failure<()>> =
@@ -204,6 +231,7 @@ mod tests {
     const FAST: Policy = Policy {
         base: Duration::from_millis(1),
         cap: Duration::from_millis(2),
+        failover_cap: Duration::from_millis(2),
         max_attempts: None,
     };
 
@@ -212,6 +240,73 @@ mod tests {
             why: "busy".into(),
             after,
         }
+    }
+
+    #[tokio::test]
+    async fn a_failover_is_retried_soon_and_a_busy_server_later() {
+        // The same base (1 s) and the longest draw: a busy server's delay is the base, a
+        // failover's is its short cap.
+        let policy = Policy {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(10),
+            failover_cap: Duration::from_millis(20),
+            max_attempts: None,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let t = Instant::now();
+        let mut n = 0;
+        let r = run_with(
+            "t",
+            "",
+            policy,
+            deadline,
+            || {
+                n += 1;
+                let done = n == 4;
+                async move {
+                    if done {
+                        Outcome::<u8, ()>::Done(1)
+                    } else {
+                        Outcome::Failover { why: "307".into() }
+                    }
+                }
+            },
+            || 0.999,
+        )
+        .await;
+        assert_eq!(r.unwrap(), 1);
+        assert!(
+            t.elapsed() < Duration::from_millis(800),
+            "{:?}",
+            t.elapsed()
+        );
+        let t = Instant::now();
+        let mut n = 0;
+        let r = run_with(
+            "t",
+            "",
+            policy,
+            deadline,
+            || {
+                n += 1;
+                let done = n == 2;
+                async move {
+                    if done {
+                        Outcome::<u8, ()>::Done(2)
+                    } else {
+                        retry(None)
+                    }
+                }
+            },
+            || 0.999,
+        )
+        .await;
+        assert_eq!(r.unwrap(), 2);
+        assert!(
+            t.elapsed() >= Duration::from_millis(990),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -30,18 +30,7 @@ pub(super) fn source(
         .clone()
         .or_else(|| env.var("VAULT_ADDR"))
         .unwrap_or_else(|| "https://127.0.0.1:8200".into());
-    let url = url::Url::parse(&addr).map_err(|e| {
-        ConfigError(format!(
-            "invalid Vault address {}: {e}; expected e.g. https://vault.example:8200",
-            limits::quote(&addr)
-        ))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return err(format!(
-            "invalid Vault address {}: expected http(s)://HOST[:PORT]",
-            limits::quote(&addr)
-        ));
-    }
+    let addr = vault::parse_addrs(&addr).map_err(ConfigError)?;
     let insecure = match env.var("VAULT_SKIP_VERIFY") {
         Some(v) => parse_go_bool("VAULT_SKIP_VERIFY", &v)?,
         None => false,

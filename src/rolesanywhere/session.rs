@@ -153,6 +153,7 @@ impl SessionClient {
         let policy = Policy {
             base: BASE_DELAY,
             cap: MAX_DELAY,
+            failover_cap: MAX_DELAY,
             max_attempts: self.max_attempts,
         };
         let attempt = || async {

@@ -15,7 +15,7 @@ use crate::material::Identity;
 use crate::rolesanywhere::session::SessionClient;
 use crate::secret::Secret;
 use crate::timefmt::{self, Style};
-use crate::vault::login::{self, Login, default_common_name};
+use crate::vault::login::{self, Login, Revoked, default_common_name};
 use crate::vault::pki::{self, Request};
 use crate::vault::{self, VaultClient, VaultError};
 
@@ -201,10 +201,15 @@ impl VaultSource {
         let t = Instant::now();
         let deadline = deadline.max(t + REVOKE_GRACE);
         match login::revoke_self(&self.client, token, deadline).await {
-            Ok(()) => tracing::info!(
+            Ok(Revoked::Now) => tracing::info!(
                 step = "revoke",
                 duration_ms = ms_since(t),
                 "revoked the Vault token"
+            ),
+            Ok(Revoked::Earlier) => tracing::info!(
+                step = "revoke",
+                duration_ms = ms_since(t),
+                "revoked the Vault token (an earlier attempt did it; its answer was lost and Vault now refuses the token)"
             ),
             Err(e) => tracing::warn!(error = %e, "could not revoke the Vault token"),
         }

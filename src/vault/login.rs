@@ -5,12 +5,16 @@
 //! empty one is refused. `--vault-auth token` uses `VAULT_TOKEN` as is and never revokes it.
 //! `auth.token_type` tells a service token (stored, leased: revoke it when done) from a batch
 //! token (nothing stored, cannot be revoked: the revoke is skipped).
+//!
+//! Retries are not free of effects (`client`): a login retried after an attempt that may have
+//! run is logged once as a possible orphan token (never for a batch token, which leaves
+//! nothing behind), and a revoke answered 403 after such an attempt is taken as done.
 
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::client::{VaultClient, VaultError};
+use super::client::{Call, VaultClient, VaultError};
 use super::{Auth, JwtMethod};
 use crate::limits::{MAX_SECRET_ID_FILE, MAX_TOKEN_FILE};
 use crate::secret::Secret;
@@ -174,9 +178,20 @@ pub(crate) async fn login(
         }
     };
     let path = format!("auth/{mount}/login");
-    let answer = client
-        .post(&op, &path, None, &body, Some(&hint), deadline)
+    let posted = client
+        .call(
+            Call {
+                op: &op,
+                path: &path,
+                token: None,
+                body: &body,
+                hint_403: Some(&hint),
+                done_if_403_on_repeat: false,
+            },
+            deadline,
+        )
         .await?;
+    let answer = posted.value;
     let auth = &answer["auth"];
     let token = auth["client_token"]
         .as_str()
@@ -198,6 +213,15 @@ pub(crate) async fn login(
             .as_ref()
             .and_then(|j| service_account_from_jwt(j.expose())),
     };
+    if posted.may_have_repeated && token_type != "batch" {
+        // An earlier attempt may have logged in and lost its answer: that token is held by
+        // nobody and cannot be revoked by us (we never saw it). It lives until its TTL ends.
+        tracing::warn!(
+            op = %op,
+            token_type = %token_type,
+            "an earlier login attempt may have created a Vault token whose answer was lost (a possible orphan token, valid until the role's token_ttl ends; batch tokens leave none: vault/README.md, \"Vault HA\")"
+        );
+    }
     Ok(Login {
         token: Secret::new(token),
         revocable: token_type != "batch",
@@ -206,23 +230,41 @@ pub(crate) async fn login(
     })
 }
 
-/// `POST auth/token/revoke-self`.
+/// How a revoke ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Revoked {
+    /// Vault revoked the token.
+    Now,
+    /// An earlier attempt may have revoked it (its answer was lost) and Vault now refuses the
+    /// token (403): it is gone.
+    Earlier,
+}
+
+/// `POST auth/token/revoke-self`, retried like every call (a 307 from a standby included); a
+/// 403 after an attempt that may have run is [`Revoked::Earlier`].
 pub(crate) async fn revoke_self(
     client: &VaultClient,
     token: &Secret,
     deadline: Instant,
-) -> Result<(), VaultError> {
-    client
-        .post(
-            "token revoke (auth/token/revoke-self)",
-            "auth/token/revoke-self",
-            Some(token),
-            &json!({}),
-            None,
+) -> Result<Revoked, VaultError> {
+    let posted = client
+        .call(
+            Call {
+                op: "token revoke (auth/token/revoke-self)",
+                path: "auth/token/revoke-self",
+                token: Some(token),
+                body: &json!({}),
+                hint_403: None,
+                done_if_403_on_repeat: true,
+            },
             deadline,
         )
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(if posted.already_done {
+        Revoked::Earlier
+    } else {
+        Revoked::Now
+    })
 }
 
 /// The ServiceAccount in a projected token's claims (`kubernetes.io`), in legacy flat

@@ -17,7 +17,8 @@ use crate::secret::Secret;
 /// Everything needed to talk to one Vault.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
-    /// Base address, no trailing slash.
+    /// Base address, no trailing slash; several comma-separated when no load balancer stands
+    /// in front of Vault (as [`parse_addrs`] returns them; [`Settings::addrs`] lists them).
     pub(crate) addr: String,
     /// `X-Vault-Namespace`.
     pub(crate) namespace: Option<String>,
@@ -80,6 +81,11 @@ pub(crate) struct Pki {
 }
 
 impl Settings {
+    /// The addresses in [`Settings::addr`], in order.
+    pub(crate) fn addrs(&self) -> impl Iterator<Item = &str> {
+        self.addr.split(',')
+    }
+
     /// A short description for cache keys and logs (no secrets).
     pub(crate) fn describe(&self) -> String {
         let auth = match &self.auth {
@@ -100,5 +106,62 @@ impl Settings {
             self.pki.role,
             self.pki.ttl
         )
+    }
+}
+
+/// Checks `VAULT_ADDR` (or `--vault-addr`): one `http(s)://HOST[:PORT]` URL, or several
+/// separated by commas, tried in turn when one does not answer or has no active node (the
+/// second choice after a load balancer or Kubernetes Service: vault/README.md, "Vault HA").
+/// Returns them joined by commas, each without a trailing slash, for [`Settings::addr`].
+pub(crate) fn parse_addrs(raw: &str) -> Result<String, String> {
+    let mut out = Vec::new();
+    for one in raw.split(',').map(str::trim) {
+        if one.is_empty() && raw.contains(',') {
+            return Err(format!(
+                "invalid Vault address list {}: an empty entry; separate full URLs with commas, e.g. https://vault-0:8200,https://vault-1:8200",
+                crate::limits::quote(raw)
+            ));
+        }
+        let url = url::Url::parse(one).map_err(|e| {
+            format!(
+                "invalid Vault address {}: {e}; expected e.g. https://vault.example:8200",
+                crate::limits::quote(one)
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "invalid Vault address {}: expected http(s)://HOST[:PORT]",
+                crate::limits::quote(one)
+            ));
+        }
+        out.push(one.trim_end_matches('/').to_string());
+    }
+    Ok(out.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_or_several() {
+        assert_eq!(
+            parse_addrs("https://vault:8200/").unwrap(),
+            "https://vault:8200"
+        );
+        assert_eq!(
+            parse_addrs("http://10.0.0.1:8200, http://10.0.0.2:8200/").unwrap(),
+            "http://10.0.0.1:8200,http://10.0.0.2:8200"
+        );
+        for bad in [
+            "vault:8200",
+            "ftp://vault",
+            "http://a:1,,http://b:2",
+            "http://a:1,",
+            "",
+        ] {
+            let e = parse_addrs(bad).unwrap_err();
+            assert!(e.contains("invalid Vault address"), "{bad}: {e}");
+        }
     }
 }
