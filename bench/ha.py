@@ -410,7 +410,7 @@ class Bench:
             done.wait(timeout=30)
         # Keep polling until a new active node is seen (the herd may finish before it).
         deadline = time.monotonic() + 60
-        while (poller.first_200(t_fault_done, lambda nm: nm.startswith("node")) is None
+        while (poller.first_200(t_fault_done + 0.3, lambda nm: nm.startswith("node")) is None
                and time.monotonic() < deadline):
             time.sleep(0.2)
         lb_deadline = time.monotonic() + 30
@@ -419,7 +419,11 @@ class Bench:
             time.sleep(0.2)
         poller.stop_ev.set()
         poller.join()
-        t_active = poller.first_200(t_fault_done, lambda nm: nm.startswith("node"))
+        # After a step-down the old node may answer 200 for a moment: the new active node is
+        # the first 200 after the old one was seen stepping down.
+        t_down = next((t for t, nm, st in poller.seen
+                       if t > t_fault and nm == old.name and st != 200), t_fault_done)
+        t_active = poller.first_200(t_down, lambda nm: nm.startswith("node"))
         t_lb = poller.first_200(t_fault_done, lambda nm: nm == "lb")
         new = next((nm for t, nm, st in poller.seen if t == t_active), "?")
         if fault == "kill":
@@ -564,8 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"when": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cmd": os.environ.get("IAMRA_HA_CMD") or "bench/ha.py " + shlex.join(argv),
             "git": git, "load0": H.loadavg(),
-            "binary": f"`{binary.relative_to(ROOT)}`" if binary.is_relative_to(ROOT)
-            else f"`{binary.name}` ({binary.parent.name} profile)",
+            "binary": f"`{binary.relative_to(ROOT) if binary.is_relative_to(ROOT) else binary}`"
+            + (f" ({os.environ['IAMRA_HA_BUILD']})" if os.environ.get("IAMRA_HA_BUILD") else ""),
             "openbao": subprocess.run([str(bao_binary()), "version"], capture_output=True,
                                       text=True).stdout.strip().split(" (")[0],
             "haproxy": "HAProxy " + subprocess.run(

@@ -268,7 +268,7 @@ impl VaultClient {
             // its URL anyway).
             let at = (self.addrs.len() > 1).then_some(addr.as_str());
             let v = classify(&call, &url, at, sent, ran.load(Ordering::Relaxed));
-            if v.may_have_run {
+            if v.may_have_run && !matches!(v.outcome, Outcome::Done(_)) {
                 ran.store(true, Ordering::Relaxed);
             }
             if matches!(v.outcome, Outcome::Failover { .. }) && self.addrs.len() > 1 {
