@@ -179,9 +179,14 @@ class Cluster:
         return None
 
     def wait_healthy(self, timeout: float = 180) -> None:
-        """Every node up and unsealed, one active, autopilot healthy with 3 voters."""
+        """Every node up and unsealed, one active, 3 raft voters that each heard from the
+        leader within the last 5 s (autopilot's own "healthy" flaps on a loaded machine)."""
+        last = ["nothing yet"]
+
         def ok() -> bool:
-            if not all(n.alive() and n.health() in (200, 429) for n in self.nodes):
+            statuses = {n.name: n.health() if n.alive() else "dead" for n in self.nodes}
+            last[0] = f"sys/health {statuses}"
+            if not all(s in (200, 429) for s in statuses.values()):
                 return False
             a = self.active()
             if a is None:
@@ -189,18 +194,37 @@ class Cluster:
             try:
                 r = a.api("GET", "sys/storage/raft/autopilot/state", token=self.root_token,
                           timeout=5)
-            except requests.RequestException:
+            except requests.RequestException as e:
+                last[0] += f"; autopilot: {e}"
                 return False
             if r.status_code != 200:
+                last[0] += f"; autopilot: HTTP {r.status_code}"
                 return False
             d = r.json()["data"]
-            return bool(d.get("healthy")) and len(d.get("voters") or []) == 3
-        self.wait(ok, timeout, "3 healthy raft voters")
+            servers = d.get("servers") or {}
+            last[0] += "; autopilot: " + ", ".join(
+                f"{k} {v.get('status')} {v.get('last_contact')}" for k, v in servers.items())
+            contact = [v.get("status") == "leader" or _seconds(v.get("last_contact")) < 5
+                       for v in servers.values()]
+            return len(d.get("voters") or []) == 3 and len(contact) == 3 and all(contact)
+        try:
+            self.wait(ok, timeout, "3 raft voters in contact")
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {last[0]}") from None
 
     def stop(self) -> None:
         for n in self.nodes:
             if n.proc is not None:
                 terminate(n.proc)
+
+
+def _seconds(go_duration) -> float:
+    """A Go duration string as raft reports it ("0s", "12.5ms", "1.2s", "1m2s") in seconds."""
+    total = 0.0
+    for num, unit in re.findall(r"([\d.]+)(ns|us|µs|ms|s|m|h)", str(go_duration or "")):
+        total += float(num) * {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1,
+                               "m": 60, "h": 3600}[unit]
+    return total if go_duration else float("inf")
 
 
 def haproxy_config(cluster: Cluster, ports: dict[str, int], run: pathlib.Path) -> str:
