@@ -343,7 +343,7 @@ class Bench:
     def ra_accepted(self) -> int:
         return requests.get(f"{self.ra_url}/_fake/stats", timeout=60).json()["accepted"]
 
-    def round(self, mode: str, fault: str, n: int) -> dict:
+    def round(self, mode: str, fault: str, n: int, k: int) -> dict:
         a, ob, cluster = self.a, self.ob, self.cluster
         cluster.wait_healthy()
         Cluster.wait(lambda: get_status(f"{self.lb['active']}/v1/sys/health") == 200, 30,
@@ -351,7 +351,7 @@ class Bench:
         time.sleep(1.0)  # let haproxy's standby checks rise too
         old = cluster.active()
         assert old is not None
-        d = self.tmp / f"{mode}-{fault}"
+        d = self.tmp / f"{mode}-{fault}-{k}"
         d.mkdir()
         pods = []
         for i in range(n):
@@ -490,7 +490,7 @@ class Bench:
         t_last = max(ends) if ends else float("nan")
         rel = lambda t: (t - t_fault) if t is not None else None  # noqa: E731
         res = {
-            "mode": mode, "fault": fault, "n": n, "failures": failures,
+            "mode": mode, "fault": fault, "k": k, "n": n, "failures": failures,
             "in_flight": in_flight, "fault_at": t_fault - t0,
             "old": old.name, "new": new,
             "election_s": rel(t_active), "lb_s": rel(t_lb), "last_s": rel(t_last),
@@ -522,7 +522,7 @@ def report(results: list[dict], meta: dict) -> str:
            ""]
     rows = []
     for r in results:
-        rows.append([r["mode"], r["fault"], str(r["n"]), str(len(r["failures"])),
+        rows.append([r["mode"], r["fault"], str(r["k"]), str(r["n"]), str(len(r["failures"])),
                      f"{r['in_flight']} at {r['fault_at']:.1f} s", f"{r['old']} → {r['new']}",
                      fmt(r["election_s"]), fmt(r["lb_s"]) if r["mode"] == "active" else "—",
                      fmt(r["last_s"]), fmt(r["tail_s"]),
@@ -530,15 +530,22 @@ def report(results: list[dict], meta: dict) -> str:
                      ", ".join(f"{k}: {v}" for k, v in sorted(r["retries"].items())) or "—",
                      str(r["orphan_warn"]), str(r["revoke_earlier"]), str(r["revoke_warn"]),
                      str(r["tokens_left"])])
-    out.append(H.table(["load balancer", "fault", "pods", "failed", "pods running at the fault",
+    out.append(H.table(["load balancer", "fault", "round", "pods", "failed", "pods running at the fault",
                         "active node", "new active healthy", "LB healthy again",
                         "last pod done", "tail after recovery",
                         "per pod p50 / p99 / max (start → exit)", "retries by what was seen",
                         "possible orphan token warnings", "revokes done by a lost attempt",
                         "revoke warnings", "service tokens left"], rows))
-    notes = [f"- {r['mode']} {r['fault']}: {f}" for r in results for f in r["failures"][:10]]
+    notes = [f"- {r['mode']} {r['fault']} (round {r['k']}): {f}" for r in results
+             for f in r["failures"][:10]]
+    if any(r["new"] == r["old"] for r in results):
+        notes.insert(0, "A step-down whose \"active node\" column names the same node twice: "
+                        "that node was active again at the first poll after the step-down "
+                        "(OpenBao re-elected it, or the poll missed the gap); the pods then saw "
+                        "little or nothing of it.")
+        notes.insert(1, "")
     if notes:
-        out += ["", "Failures:", ""] + notes
+        out += ["", "Notes and failures:", ""] + notes
     out += ["", END]
     return "\n".join(out) + "\n"
 
@@ -564,6 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fault-at", type=float, default=0.5,
                    help="seconds after the herd's release")
     p.add_argument("--timeout", default="60s", help="--timeout of init")
+    p.add_argument("--repeat", type=int, default=1, help="rounds of every mode and fault")
     p.add_argument("--token-type", default="service", choices=("service", "batch"))
     p.add_argument("--herd-timeout", type=float, default=120)
     p.add_argument("--no-results", action="store_true", help="do not update bench/results.md")
@@ -609,9 +617,10 @@ def main(argv: list[str] | None = None) -> int:
     bench = None
     try:
         bench = Bench(tmp, binary, a)
-        for m in modes:
-            for f in faults:
-                results.append(bench.round(m, f, a.n))
+        for k in range(a.repeat):
+            for m in modes:
+                for f in faults:
+                    results.append(bench.round(m, f, a.n, k + 1))
     finally:
         if bench is not None:
             bench.cluster.stop()
