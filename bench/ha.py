@@ -466,8 +466,8 @@ class Bench:
             for w in parsed["warns"]:
                 msg = w.get("message", "")
                 if "will retry" in msg:
-                    k = retry_kind(w.get("error", ""))
-                    retries[k] = retries.get(k, 0) + 1
+                    kind = retry_kind(w.get("error", ""))
+                    retries[kind] = retries.get(kind, 0) + 1
                 elif "possible orphan token" in msg:
                     orphan_warn += 1
                 elif "could not revoke" in msg:
@@ -543,7 +543,8 @@ def report(results: list[dict], meta: dict) -> str:
                         "that node was active again at the first poll after the step-down "
                         "(OpenBao re-elected it, or the poll missed the gap); the pods then saw "
                         "little or nothing of it.")
-        notes.insert(1, "")
+        if len(notes) > 1:
+            notes.insert(1, "")
     if notes:
         out += ["", "Notes and failures:", ""] + notes
     out += ["", END]
