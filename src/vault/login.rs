@@ -218,7 +218,7 @@ pub(crate) async fn login(
         // nobody and cannot be revoked by us (we never saw it). It lives until its TTL ends.
         tracing::warn!(
             op = %op,
-            token_type = %token_type,
+            token_type = %crate::limits::field(&token_type),
             "an earlier login attempt may have created a Vault token whose answer was lost (a possible orphan token, valid until the role's token_ttl ends; batch tokens leave none: vault/README.md, \"Vault HA\")"
         );
     }
