@@ -40,6 +40,7 @@ use crate::timefmt::{self, Style};
 const POLICY: Policy = Policy {
     base: Duration::from_millis(200),
     cap: Duration::from_secs(5),
+    failover_cap: Duration::from_secs(5),
     max_attempts: None,
 };
 
