@@ -83,11 +83,21 @@ fn usage_error(e: &clap::Error) -> String {
             );
         }
     }
+    // clap's first paragraph, on one line: "the following required arguments were not
+    // provided:" is followed by the arguments on lines of their own, which must stay.
     let rendered = e.render().to_string();
-    let first = rendered
+    let first: Vec<&str> = rendered
         .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
+        .map(str::trim)
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty() && !l.starts_with("Usage:"))
+        .collect();
+    let first = first.join(" ");
+    let first = first.trim_start_matches("error: ");
+    let first = if first.is_empty() {
+        "invalid arguments"
+    } else {
+        first
+    };
     format!("{first}; see --help")
 }

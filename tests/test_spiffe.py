@@ -475,3 +475,10 @@ def test_x509_credential_file_daemon_follows_rotations(iamra_bin, tmp_path, ra, 
         assert [r.serial for r in accepted(ra)] == [str(e[0].serial) for e in agent.history]
     finally:
         terminate(proc)
+
+
+def test_a_missing_required_flag_is_named_on_the_one_line(run_bin, ra, tmp_path):
+    """clap lists missing arguments on lines of their own; the one error line must keep them."""
+    p = run_bin(["x509-credential-file-oneshot", *helper_flags(ra), "--workload-api-addr",
+                 "unix:///nonexistent.sock"])
+    assert_error(p, "required", "--aws-credentials-path", exit_code=EXIT_USAGE)

@@ -403,7 +403,13 @@ pub(crate) mod tests {
             .with_writer(move || writer.clone())
             .with_ansi(false)
             .finish();
-        let out = tracing::subscriber::with_default(subscriber, f);
+        // Another test thread may have hit the same callsites first, with no subscriber alive, and
+        // tracing caches that "never" per callsite: rebuild the cache once ours is in place, or
+        // the capture can come back empty when the tests run in parallel.
+        let out = tracing::subscriber::with_default(subscriber, || {
+            tracing::callsite::rebuild_interest_cache();
+            f()
+        });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         (out, text)
     }
