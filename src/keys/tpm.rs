@@ -100,6 +100,8 @@ pub(crate) struct TpmKey {
     public_bits: Vec<u8>,
     password: Secret,
     device: PathBuf,
+    /// The deadline of the run that loaded it (`--timeout`): every signature ends by then.
+    deadline: Instant,
 }
 
 impl fmt::Debug for TpmKey {
@@ -152,6 +154,7 @@ pub(crate) fn load(bytes: &[u8], opts: &TpmOptions, deadline: Instant) -> Result
             .device
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DEVICE)),
+        deadline,
     };
     let probe = b"iamra-bootstrap TPM key check";
     key.sign_until(Digest::Sha256, probe, deadline)?;
@@ -166,7 +169,8 @@ fn prompt(question: &str) -> Option<Secret> {
     rpassword::prompt_password(question).ok().map(Secret::new)
 }
 
-/// How long one signature may take when the caller gives no deadline.
+/// The tests' deadline for one exchange.
+#[cfg(test)]
 const SIGN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Signer for TpmKey {
@@ -182,9 +186,10 @@ impl Signer for TpmKey {
         self.public_bits.clone()
     }
 
-    /// Signs `message` hashed with `digest` in the TPM.
+    /// Signs `message` hashed with `digest` in the TPM, by the deadline of the run that loaded
+    /// the key (a key is loaded again at every refresh, with that refresh's deadline).
     fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, KeyError> {
-        self.sign_until(digest, message, Instant::now() + SIGN_TIMEOUT)
+        self.sign_until(digest, message, self.deadline)
     }
 }
 
