@@ -154,7 +154,7 @@ mod token {
     //! The hardware build: cryptoki over the module.
     use std::fmt;
     use std::io::IsTerminal;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     use cryptoki::error::{Error as CkError, RvError};
@@ -181,7 +181,15 @@ mod token {
     }
 
     /// A private key in a token, with an open (logged-in) session. `Debug` shows no PIN.
+    /// Every signature runs on a thread bounded by the deadline of the run that loaded it
+    /// (`--timeout`; a key is loaded again at every refresh): a token that stops answering
+    /// mid-run cannot hold the process.
     pub(crate) struct Pkcs11Key {
+        core: Arc<Core>,
+        deadline: Instant,
+    }
+
+    struct Core {
         inner: Mutex<Inner>,
         kind: Kind,
         /// The certificate's `subjectPublicKey` bits.
@@ -206,14 +214,14 @@ mod token {
                 f,
                 "Pkcs11Key({} in token {:?})",
                 self.kind().describe(),
-                self.token
+                self.core.token
             )
         }
     }
 
     impl Signer for Pkcs11Key {
         fn kind(&self) -> KeyKind {
-            match self.kind {
+            match self.core.kind {
                 Kind::Rsa(bits) => KeyKind::Rsa { bits },
                 Kind::P256 => KeyKind::EcP256,
                 Kind::P384 => KeyKind::EcP384,
@@ -221,15 +229,19 @@ mod token {
         }
 
         fn public_key_bits(&self) -> Vec<u8> {
-            self.public_bits.clone()
+            self.core.public_bits.clone()
         }
 
         fn sign(&self, message: &[u8], digest: Digest) -> Result<Vec<u8>, KeyError> {
-            self.sign_with(digest, message)
+            let core = Arc::clone(&self.core);
+            let message = message.to_vec();
+            bounded(self.deadline, "the PKCS#11 module", move || {
+                core.sign_with(digest, &message)
+            })
         }
     }
 
-    impl Pkcs11Key {
+    impl Core {
         /// Signs `message` hashed with `hash` in the token: PKCS#1 v1.5 or ECDSA (DER).
         fn sign_with(&self, hash: Digest, message: &[u8]) -> Result<Vec<u8>, KeyError> {
             let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
@@ -792,7 +804,7 @@ mod token {
             } else {
                 None
             };
-            let k = Pkcs11Key {
+            let k = Core {
                 inner: Mutex::new(Inner {
                     session,
                     key,
@@ -812,7 +824,8 @@ mod token {
                     "the private key {shown} does not belong to the certificate (a test signature does not verify with its public key): pass the matching key"
                 )));
             }
-            Ok((cert.der, SigningKey::new(k)))
+            let core = Arc::new(k);
+            Ok((cert.der, SigningKey::new(Pkcs11Key { core, deadline })))
         })
     }
 
