@@ -62,12 +62,6 @@ export IAMRA_BIN="${IAMRA_BIN:-$release_bin}"
 pytest_args=(-q -rs -p no:cacheprovider)
 refresh_test=tests/test_sdk_matrix.py::test_refresh_no_call_signed_with_an_expired_key
 
-# The hardware host build (glibc, PKCS#11 modules through dlopen) for tests/test_hardware_keys.py;
-# the static binary above has no PKCS#11 (docs/hardware-keys.md).
-echo "== hardware host build (quick profile, --features hardware)"
-cargo build --locked --profile quick --features hardware
-export IAMRA_HOST_BIN="$PWD/target/quick/iamra-bootstrap"
-
 # The AWS SDK for Rust client of the SDK matrix (tests/sdk/rust: aws-config + aws-sdk-sts, its
 # own Cargo.lock, not part of the product). Its first build takes minutes, so it is built only
 # when its target folder, kept outside the clone, is cached from an earlier run on this machine
@@ -93,6 +87,13 @@ sys.exit(pytest.main(sys.argv[1:]))' "$refresh_test" "${pytest_args[@]}" --baset
     >"$work/refresh.log" 2>&1 &
   refresh_pid=$!
 fi
+
+# The hardware host build (glibc, PKCS#11 modules through dlopen) for tests/test_hardware_keys.py;
+# the static binary above has no PKCS#11 (docs/hardware-keys.md). Built once the refresh scenario
+# runs, so that its wait starts as early as it can.
+stage "hardware host build (quick profile, --features hardware)"
+cargo build --locked --profile quick --features hardware
+export IAMRA_HOST_BIN="$target_dir/quick/iamra-bootstrap"
 
 if [ "${CI_LINTS:-0}" = 1 ]; then
   stage "cargo clippy"
