@@ -2,12 +2,14 @@
 fails ``cargo clippy``.
 
 Contract (issue 17, ``clippy.toml``): ``disallowed-methods`` refuses ``std::fs::read``,
-``std::fs::read_to_string``, ``std::fs::File::open``, ``std::io::Read::read_to_end`` and the
+``std::fs::read_to_string``, ``std::fs::File::open``, ``std::fs::OpenOptions::open`` (allowed,
+each with its reason, only where a file is opened for writing or locking, and for the TPM
+device), ``std::io::Read::read_to_end`` and the
 ``rustls`` PEM file readers everywhere but the one reader module (``src/bounded.rs``, whose
 functions carry ``#[allow(clippy::disallowed_methods)]``).
 
 The test copies the crate (sources, manifest, lock file, ``clippy.toml``) to a temporary folder,
-plants direct reads in three modules and runs ``cargo clippy`` there: it must fail and name each
+plants direct reads in four modules and runs ``cargo clippy`` there: it must fail and name each
 planted call as a disallowed method. It reuses the target folder (``$CARGO_TARGET_DIR``, else
 ``target/``), so only the crate itself is checked again (under a minute on a warm target).
 """
@@ -39,6 +41,11 @@ PLANTS = {
         "pub(crate) fn planted_open() -> bool {\n"
         "    std::fs::File::open(\"/etc/hostname\").is_ok()\n}\n",
         "std::fs::File::open"),
+    "src/serve/mod.rs": (
+        "\n/// Planted by tests/test_lint_doors.py.\n"
+        "pub(crate) fn planted_options() -> bool {\n"
+        "    std::fs::OpenOptions::new().read(true).open(\"/etc/hostname\").is_ok()\n}\n",
+        "std::fs::OpenOptions::open"),
 }
 
 
