@@ -123,14 +123,24 @@ def pbkdf2_key(iterations: int, prf: str) -> bytes:
 
 @pytest.mark.parametrize("prf", ["sha512", "sha256"])
 def test_a_key_derivation_at_the_cap_ends_at_the_deadline(offline, cp, tmp_path, prf):
+    """10,000,000 PBKDF2 iterations with HMAC-SHA512 outlive a 3 s deadline on any machine here
+    (28 s before this door): the run ends at the deadline, naming the key file and --timeout.
+    With HMAC-SHA256 the same count takes 1.2 s on an idle CPU with SHA instructions and 4.8 s
+    on a loaded one: it either ends at the deadline the same way, or the derivation finishes
+    first and the (random) ciphertext is found not to decrypt. Either way: within the deadline,
+    exit 2, the key file named, never the network."""
     key = tmp_path / f"pbkdf2-{prf}.p8.pem"
     key.write_bytes(pbkdf2_key(10_000_000, prf))
-    r = within(offline("sign-string", "--private-key", key, "--pkcs8-password", PASSWORD),
-               fast=False)
-    assert_error(r, str(key), "--timeout", exit_code=EXIT_USAGE)
-    r = within(cp("--pkcs8-password", PASSWORD, key=key, cache=False), fast=False)
-    line = assert_error(r, str(key), "--timeout", exit_code=EXIT_USAGE)
-    assert "Roles Anywhere" not in line and "network" not in line, line
+    for r in (offline("sign-string", "--private-key", key, "--pkcs8-password", PASSWORD),
+              cp("--pkcs8-password", PASSWORD, key=key, cache=False)):
+        r.within_bounds()
+        line = assert_error(r, str(key), exit_code=EXIT_USAGE)
+        assert "Roles Anywhere" not in line and "network" not in line, line
+        if prf == "sha512" or r.elapsed >= TIMEOUT - 0.5:
+            within(r, fast=False)
+            assert "--timeout" in line, line
+        else:
+            assert "the password does not decrypt it" in line, line
 
 
 def scrypt_key(key, n: int, r: int = 8, p: int = 1) -> bytes:
