@@ -700,7 +700,7 @@ pub struct WebhookArgs {
         default_value = "vault"
     )]
     pub token_audience: String,
-    /// Operator's namespace policy, JSON: the role ARNs each namespace's pods may request and whether they may override the defaults; re-read when it changes [default: none, any role]
+    /// Operator's namespace policy, JSON or YAML: the role ARNs each namespace's pods may request and whether they may override the defaults; re-read when it changes [default: none, any role]
     #[arg(long, env = "IAMRA_NAMESPACE_POLICY", value_name = "PATH")]
     pub namespace_policy: Option<PathBuf>,
     #[command(flatten)]

@@ -97,6 +97,8 @@ pub(crate) const MAX_ROLESANYWHERE_ID_LEN: usize = 64;
 /// The webhook's largest request body. The API server caps objects near 3 MiB; a review of one
 /// is a little larger.
 pub(crate) const MAX_WEBHOOK_BODY: u64 = 4 * MIB;
+/// The webhook's namespace policy file (`--namespace-policy`).
+pub(crate) const MAX_POLICY_FILE: u64 = MIB;
 /// `serve`'s largest request body (none of its routes takes one).
 pub(crate) const MAX_SERVE_BODY: u64 = 64 * KIB;
 /// A request body over its cap is read and dropped up to this many times the cap (the

@@ -538,6 +538,24 @@ def test_the_webhook_admits_only_what_the_namespace_policy_allows(iamra_bin, tmp
         w.stop()
 
 
+def test_a_yaml_namespace_policy_is_the_same_policy(iamra_bin, tmp_path):
+    """The operator may write the policy in YAML (the chart renders JSON)."""
+    from test_webhook import Webhook, admit, pod
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("# team-a only\nnamespaces:\n  team-a:\n    roleArns:\n"
+                      "      - arn:aws:iam::123456789012:role/team-a-*\n")
+    w = Webhook(iamra_bin, tmp_path, extra=["--namespace-policy", str(policy)]).start()
+    try:
+        assert admit(w, pod({"iamra-bootstrap/role-arn": ROLE_TEAM_A}), namespace="team-a").allowed
+        res = admit(w, pod({"iamra-bootstrap/role-arn": ROLE_TEAM_B}), namespace="team-a")
+        assert not res.allowed and ROLE_TEAM_B in res.message, res.message
+        res = admit(w, pod({"iamra-bootstrap/role-arn": ROLE_TEAM_B}), namespace="team-b")
+        assert not res.allowed and 'namespace "team-b"' in res.message, res.message
+    finally:
+        w.stop()
+
+
 def test_an_invalid_namespace_policy_stops_the_webhook_with_one_line(iamra_bin, tmp_path):
     bad = tmp_path / "policy.json"
     bad.write_text('{"namespaces": {"team-a": {"roleArn": ["*"]}}}')

@@ -16,7 +16,9 @@
 //!   `profile-arn` and `trust-anchor-arn` may replace the webhook's defaults.
 //! - A namespace not listed falls under `"*"`; with no `"*"` it is denied.
 //!
-//! JSON only (the chart renders it with `toJson`); YAML is not read. Unknown fields are errors,
+//! JSON (the chart renders it with `toJson`), or the same in YAML: a file whose first character
+//! that is not white space is `{` is read as JSON, any other as YAML (`serde_yaml_ng`, so the
+//! JSON errors stay JSON's). Unknown fields are errors,
 //! so a misspelt `roleArn` cannot silently allow nothing or everything. The file is read again
 //! every [`POLL`](super::tls::POLL) when it changed; a file that no longer parses is logged
 //! and the policy in force is kept.
@@ -32,10 +34,7 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use crate::limits::quote;
-
-/// Largest policy file read.
-const MAX_POLICY_FILE: u64 = 1024 * 1024;
+use crate::limits::{MAX_POLICY_FILE, quote};
 
 /// The annotations that override the webhook's defaults (kept in step with `annotations`).
 pub(crate) const OVERRIDES: [&str; 4] = [
@@ -65,11 +64,18 @@ pub(crate) struct NamespacePolicy {
 }
 
 impl NamespacePolicy {
-    /// Parses the JSON text; the error names what is wrong.
+    /// Parses the JSON (or YAML) text; the error names what is wrong.
     pub(crate) fn parse(text: &[u8]) -> Result<NamespacePolicy, String> {
-        let p: NamespacePolicy = serde_json::from_slice(text).map_err(|e| {
+        let json = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let parsed = if json {
+            serde_json::from_slice(text).map_err(|e| e.to_string())
+        } else {
+            serde_yaml_ng::from_slice(text).map_err(|e| format!("YAML: {e}"))
+        };
+        let p: NamespacePolicy = parsed.map_err(|e| {
             format!(
-                "{e} (expected {{\"namespaces\": {{\"<namespace or *>\": {{\"roleArns\": [\"arn:aws:iam::…:role/…\"], \"allowOverrides\": false}}}}}})"
+                "{} (expected {{\"namespaces\": {{\"<namespace or *>\": {{\"roleArns\": [\"arn:aws:iam::…:role/…\"], \"allowOverrides\": false}}}}}}, or the same in YAML)",
+                crate::limits::remote_text(&e)
             )
         })?;
         for (ns, rule) in &p.namespaces {
@@ -79,7 +85,9 @@ impl NamespacePolicy {
                 .find(|r| !r.starts_with("arn:") && r.as_str() != "*")
             {
                 return Err(format!(
-                    "namespace {ns:?}: roleArns entry {bad:?} is not a role ARN pattern (arn:aws:iam::<account>:role/<name>, '*' allowed)"
+                    "namespace {}: roleArns entry {} is not a role ARN pattern (arn:aws:iam::<account>:role/<name>, '*' allowed)",
+                    quote(ns),
+                    quote(bad)
                 ));
             }
         }
@@ -327,11 +335,29 @@ mod tests {
                 r#"{"namespaces": {"a": {"roleArns": "*"}}}"#,
                 "invalid type",
             ),
-            ("namespaces: {}", "expected ident"),
+            ("{namespaces: {}}", "key must be a string"),
+            (
+                "namespaces:\n  a:\n    roleArn: ['*']\n",
+                "unknown field `roleArn`",
+            ),
+            ("namespaces: [a, b]\n", "YAML: namespaces: invalid type"),
+            ("namespaces:\n  a: {roleArns: [\"x\"\n", "YAML:"),
         ] {
             let e = NamespacePolicy::parse(text.as_bytes()).unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn yaml_reads_as_the_same_policy_as_json() {
+        let json = policy(
+            r#"{"namespaces": {"team-a": {"roleArns": ["arn:aws:iam::123456789012:role/team-a-*"], "allowOverrides": true}, "*": {"roleArns": []}}}"#,
+        );
+        let yaml = NamespacePolicy::parse(
+            b"# the operator's policy\nnamespaces:\n  team-a:\n    roleArns:\n      - arn:aws:iam::123456789012:role/team-a-*\n    allowOverrides: true\n  '*':\n    roleArns: []\n",
+        )
+        .unwrap();
+        assert_eq!(json, yaml);
     }
 
     #[test]
